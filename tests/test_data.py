@@ -1,0 +1,243 @@
+"""data.py: prompt text, code extraction, loaders and their error messages."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import data
+from data import DataError, Problem, extract_code
+from sandbox import Sandbox, Test
+
+SAMPLE = Path(__file__).parent / "data" / "codecontests_sample.jsonl"
+
+
+# ---------------------------------------------------------------- prompt text
+
+def test_first_turn_is_the_papers_text():
+    p = Problem("x", "Print 1.", [Test(input="", output="1")], [Test(input="", output="1")])
+    [msg] = data.first_turn_messages(p)
+    assert msg["role"] == "user"
+    assert msg["content"] == (
+        "Provide a Python solution for the following competitive programming question: Print 1..\n\n"
+        "Your code should be enclosed in triple backticks like so: ```python YOUR CODE HERE ```. "
+        "Use the backticks for your code only.")
+
+
+def test_feedback_lines_follow_the_paper():
+    t = Test(input="1 2\n", output="3\n")
+    assert data.test_failure_line(t, "WA", "4\n", "") == "- input '1 2\n' failed: Expected output '3\n' but got '4\n'"
+    assert data.test_failure_line(t, "TLE", "", "") == "- input '1 2\n' failed: Execution took too long."
+    assert data.test_failure_line(t, "MLE", "", "") == "- input '1 2\n' failed: Out of memory."
+    trace = 'Traceback (most recent call last):\n  File "x", line 1\nZeroDivisionError: division by zero\n'
+    assert data.test_failure_line(t, "RE", "", trace) == "- input '1 2\n' failed: " + trace.strip()
+    check = Test(check="assert add(1, 2) == 3")
+    assert data.test_failure_line(check, "RE", "", "AssertionError").startswith("- input 'assert add(1, 2) == 3' failed:")
+    msg = data.feedback_message(["- a", "- b"])
+    assert msg.splitlines()[0] == "Your code failed the following tests:"
+    assert msg.splitlines()[1:3] == ["- a", "- b"]
+    assert msg.splitlines()[3] == "Give it another try."
+    assert msg.endswith("Use the backticks for your code only.")
+    assert data.no_code_message().endswith("Use the backticks for your code only.")
+
+
+def test_long_feedback_is_cut_with_a_marker():
+    t = Test(input="x" * 10_000, output="y")
+    line = data.test_failure_line(t, "WA", "z" * 5_000, "")
+    assert len(line) < 3 * data.FEEDBACK_FIELD_CHARS + 200
+    assert "[... 9600 characters cut]" in line and "[... 4600 characters cut]" in line
+    trace = "noise\n" * 1000 + "ValueError: the real error"
+    line = data.test_failure_line(t, "RE", "", trace)
+    assert line.endswith("ValueError: the real error") and "characters cut]" in line
+
+
+# ------------------------------------------------------------ code extraction
+
+@pytest.mark.parametrize("response, expected", [
+    ("```python\nprint(1)\n```", "print(1)"),
+    ("Here:\n```py\nx = 1\nprint(x)\n```\nDone.", "x = 1\nprint(x)"),
+    # several blocks: the longest python block wins over a short usage example
+    ("```python\ndef f(a):\n    return a + 1\n```\nUsage:\n```python\nprint(f(1))\n```", "def f(a):\n    return a + 1"),
+    # a python-tagged block wins over a longer untagged one
+    ("```\nsome long untagged text = 1 + 2 + 3 + 4\n```\n```python\nprint(2)\n```", "print(2)"),
+    # no language tag at all
+    ("```\nprint(input())\n```", "print(input())"),
+    # another language never counts
+    ("```bash\necho hi\n```", None),
+    ("```text\n3\n```\n```python\nprint(3)\n```", "print(3)"),
+    # unterminated fence (answer cut by the token limit) runs to the end
+    ("```python\nn = int(input())\nprint(n * 2)", "n = int(input())\nprint(n * 2)"),
+    # prose only, empty block, unparseable block
+    ("I would read the input and print the sum.", None),
+    ("```python\n\n```", None),
+    ("```python\ndef f(:\n    pass\n```", None),
+    # a fence with 4 backticks and indentation
+    ("  ````python\nprint(5)\n  ````", "print(5)"),
+    # inline backticks are not fences
+    ("Use `print(1)` to print.", None),
+])
+def test_extract_code(response, expected):
+    assert extract_code(response) == expected
+
+
+# ---------------------------------------------------------------- CodeContests
+
+def test_codecontests_file_is_filtered_and_converted():
+    problems = data.load_file(SAMPLE)
+    assert [p.name for p in problems] == ["1_A. Sum of Two", "2_B. Maximum", "3_C. Half"]  # 4_D: no private tests
+    a, b, c = problems
+    assert a.public_tests == [Test(input="1 2\n", output="3\n")]
+    assert len(a.private_tests) == 3 and len(a.generated_tests) == 1
+    assert len(a.judge_tests) == 4
+    assert (a.time_limit, a.memory_limit_mb, a.source, a.difficulty) == (2.0, 256, "CODEFORCES", 7)
+    assert a.solution == "a, b = map(int, input().split())\nprint(a + b)\n"  # the Python 3 one, not C++
+    assert (b.time_limit, b.memory_limit_mb, b.source) == (1.5, data.DEFAULT_MEMORY_MB, "AIZU")
+    assert c.time_limit == data.DEFAULT_TIME_LIMIT  # time_limit: null -> the paper's 10 s
+
+
+def test_codecontests_parquet_and_gzip(tmp_path):
+    import gzip
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    rows = [json.loads(l) for l in SAMPLE.read_text().splitlines()]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "cc.parquet")
+    with gzip.open(tmp_path / "cc.jsonl.gz", "wt") as f:
+        f.write(SAMPLE.read_text())
+    names = [p.name for p in data.load_file(SAMPLE)]
+    assert [p.name for p in data.load_file(tmp_path / "cc.parquet")] == names
+    assert [p.name for p in data.load_problems(str(tmp_path / "cc.jsonl.gz"))] == names
+
+
+def test_codecontests_hub_path_uses_datasets(monkeypatch):
+    """The hub loader runs for real except for the download (no network here)."""
+    import datasets
+    rows = [json.loads(l) for l in SAMPLE.read_text().splitlines()]
+    calls = []
+    monkeypatch.setattr(datasets, "load_dataset", lambda name, split: calls.append((name, split)) or rows)
+    problems = data.load_problems("codecontests:valid")
+    assert calls == [("deepmind/code_contests", "valid")]
+    assert len(problems) == 3
+    with pytest.raises(DataError, match="splits train, valid, test"):
+        data.load_problems("codecontests:dev")
+
+
+def test_sample_solutions_pass_their_own_tests():
+    with Sandbox(workers=2) as sb:
+        for p in data.load_file(SAMPLE):
+            results = sb.run_tests(p.solution, p.public_tests + p.judge_tests, time_limit=p.time_limit)
+            assert [r.verdict for r in results] == ["AC"] * len(results), p.name
+
+
+# ------------------------------------------------------------ error messages
+
+def test_malformed_jsonl_names_file_and_line(tmp_path):
+    f = tmp_path / "bad.jsonl"
+    f.write_text(SAMPLE.read_text().splitlines()[0] + "\n{not json\n")
+    with pytest.raises(DataError, match=r"bad.jsonl line 2: not valid JSON"):
+        data.load_file(f)
+    f.write_text("[1, 2]\n")
+    with pytest.raises(DataError, match=r"bad.jsonl line 1: expected a JSON object"):
+        data.load_file(f)
+
+
+def test_missing_column_names_file_row_and_column(tmp_path):
+    row = json.loads(SAMPLE.read_text().splitlines()[0])
+    del row["private_tests"]
+    f = tmp_path / "cc.jsonl"
+    f.write_text(json.dumps(row) + "\n")
+    with pytest.raises(DataError, match=r"cc.jsonl line 1: missing column\(s\) private_tests"):
+        data.load_file(f)
+    f.write_text(json.dumps({"question": "?"}) + "\n")
+    with pytest.raises(DataError, match=r"line 1: unknown schema"):
+        data.load_file(f)
+
+
+def test_mismatched_tests_and_empty_files(tmp_path):
+    row = json.loads(SAMPLE.read_text().splitlines()[0])
+    row["public_tests"]["output"] = []
+    f = tmp_path / "cc.jsonl"
+    f.write_text(json.dumps(row) + "\n")
+    with pytest.raises(DataError, match=r"line 1: column 'public_tests' has 1 inputs but 0 outputs"):
+        data.load_file(f)
+    f.write_text(SAMPLE.read_text().splitlines()[3] + "\n")  # only the problem without private tests
+    with pytest.raises(DataError, match=r"no usable problem \(1 rows"):
+        data.load_file(f)
+    with pytest.raises(DataError, match="no such file"):
+        data.load_file(tmp_path / "missing.jsonl")
+    with pytest.raises(DataError, match="expected a .jsonl"):
+        (tmp_path / "x.csv").write_text("a,b\n")
+        data.load_file(tmp_path / "x.csv")
+
+
+def test_unknown_dataset_and_split():
+    with pytest.raises(DataError, match="unknown dataset 'mbpp'"):
+        data.load_problems("mbpp")
+    with pytest.raises(DataError, match="the easy set has splits"):
+        data.load_problems("easy:dev")
+
+
+# ------------------------------------------------------------------- HumanEval
+
+def test_humaneval_loads_offline():
+    problems = data.load_problems("humaneval")
+    assert len(problems) == 164
+    p = problems[0]
+    assert p.name == "HumanEval/0" and p.entry_point == "has_close_elements"
+    assert p.description.startswith("Complete the following Python function.")
+    assert all(p.public_tests and len(p.private_tests) == 1 for p in problems)
+    assert all(t.check is not None for p in problems for t in p.public_tests + p.private_tests)
+
+
+def test_humaneval_canonical_solutions_pass_public_and_private_tests():
+    problems = data.load_humaneval()
+    with Sandbox(workers=2) as sb:
+        batches = sb.map([(p.solution, p.public_tests + p.private_tests) for p in problems], time_limit=10.0)
+    failing = [(p.name, [r.verdict for r in rs]) for p, rs in zip(problems, batches)
+               if any(r.verdict != "AC" for r in rs)]
+    assert failing == []
+
+
+def test_humaneval_wrong_solution_fails_public_tests():
+    p = data.load_humaneval()[0]
+    wrong = "def has_close_elements(numbers, threshold):\n    return True\n"
+    with Sandbox(workers=1) as sb:
+        results = sb.run_tests(wrong, p.public_tests, time_limit=5.0)
+    assert [r.verdict for r in results] != ["AC"] * len(results)
+
+
+# ----------------------------------------------------------------------- models
+
+def test_resolve_model(tmp_path, smollm2):
+    assert Path(smollm2, "config.json").exists() and Path(smollm2, "model.safetensors").exists()
+    config = json.loads(Path(smollm2, "config.json").read_text())
+    assert "quantization_config" not in config and config["dtype"] == "bfloat16"
+    assert data.resolve_model("meta-llama/Llama-3.1-8B-Instruct") == "meta-llama/Llama-3.1-8B-Instruct"
+    assert data.resolve_model(smollm2) == smollm2
+    with pytest.raises(DataError, match="has no config.json"):
+        data.resolve_model(str(tmp_path))
+    with pytest.raises(DataError, match="no such folder"):
+        data.resolve_model(str(tmp_path / "nope"))
+
+
+def test_converted_smollm2_loads_and_has_a_chat_template(smollm2):
+    import torch
+    from transformers import AutoModelForCausalLM
+    tokenizer = data.load_tokenizer(smollm2)
+    assert tokenizer.eos_token == "<|im_end|>"
+    model = AutoModelForCausalLM.from_pretrained(smollm2)
+    assert sum(p.numel() for p in model.parameters()) == 134_515_008
+    ids = tokenizer.apply_chat_template([{"role": "user", "content": "Say hi."}], add_generation_prompt=True,
+                                        return_tensors="pt", return_dict=True)["input_ids"]
+    with torch.no_grad():
+        out = model.generate(ids, max_new_tokens=8, do_sample=False)
+    assert out.shape[1] > ids.shape[1]
+
+
+def test_stats_cli():
+    out = subprocess.run([sys.executable, "data.py", "--stats"], cwd=Path(__file__).parents[1],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    for title in ("## easy set", "## HumanEval", "## CodeContests file"):
+        assert title in out.stdout
+    assert "<|im_start|>user\nProvide a Python solution" in out.stdout
