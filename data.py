@@ -118,23 +118,25 @@ def clip(text: str, limit: int = FEEDBACK_FIELD_CHARS, keep_end: bool = False) -
     return text[:limit] + f" [... {cut} characters cut]"
 
 
-def test_failure_line(test: Test, verdict: str, stdout: str, stderr: str) -> str:
-    """One line of feedback for a failed public test, in the paper's words.
-
-    Function-call tests have no stdin: the check code stands in for the input.
-    """
+def test_failure_line(test: Test, result) -> str:
+    """One line of feedback for a failed public test (a `sandbox.TestResult`),
+    in the paper's words. Function-call tests have no stdin: the check code
+    stands in for the input, and a wrong value is told by the check's message."""
     shown = clip(test.input if test.check is None else test.check.strip())
     line = f"- input '{shown}' failed: "
-    if verdict == "WA":
-        return line + f"Expected output '{clip(test.output)}' but got '{clip(stdout)}'"
-    if verdict == "TLE":
+    if result.verdict == "WA" and test.check is None:
+        return line + f"Expected output '{clip(test.output)}' but got '{clip(result.stdout)}'"
+    if result.verdict == "WA":
+        return line + clip(result.message.strip() or "the check failed", FEEDBACK_TRACE_CHARS, keep_end=True)
+    if result.verdict == "TLE":
         return line + "Execution took too long."
-    if verdict == "MLE":
+    if result.verdict == "MLE":
         return line + "Out of memory."
-    if verdict == "OLE":
-        return line + f"Output too long: '{clip(stdout)}'"
+    if result.verdict == "OLE":
+        return line + f"Output too long: '{clip(result.stdout)}'"
     # RE and CE: the stack trace (paper: "syntax and runtime errors").
-    return line + clip(stderr.strip() or f"the program failed ({verdict})", FEEDBACK_TRACE_CHARS, keep_end=True)
+    trace = result.stderr.strip() or result.message.strip() or f"the program failed ({result.verdict})"
+    return line + clip(trace, FEEDBACK_TRACE_CHARS, keep_end=True)
 
 
 def feedback_message(failures: list[str]) -> str:

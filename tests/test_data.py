@@ -8,7 +8,7 @@ import pytest
 
 import data
 from data import DataError, Problem, extract_code
-from sandbox import Sandbox, Test
+from sandbox import Sandbox, Test, TestResult
 
 SAMPLE = Path(__file__).parent / "data" / "codecontests_sample.jsonl"
 
@@ -27,13 +27,17 @@ def test_first_turn_is_the_papers_text():
 
 def test_feedback_lines_follow_the_paper():
     t = Test(input="1 2\n", output="3\n")
-    assert data.test_failure_line(t, "WA", "4\n", "") == "- input '1 2\n' failed: Expected output '3\n' but got '4\n'"
-    assert data.test_failure_line(t, "TLE", "", "") == "- input '1 2\n' failed: Execution took too long."
-    assert data.test_failure_line(t, "MLE", "", "") == "- input '1 2\n' failed: Out of memory."
+    line = lambda verdict, **kw: data.test_failure_line(t, TestResult(verdict, **kw))
+    assert line("WA", stdout="4\n") == "- input '1 2\n' failed: Expected output '3\n' but got '4\n'"
+    assert line("TLE") == "- input '1 2\n' failed: Execution took too long."
+    assert line("MLE") == "- input '1 2\n' failed: Out of memory."
     trace = 'Traceback (most recent call last):\n  File "x", line 1\nZeroDivisionError: division by zero\n'
-    assert data.test_failure_line(t, "RE", "", trace) == "- input '1 2\n' failed: " + trace.strip()
+    assert line("RE", stderr=trace) == "- input '1 2\n' failed: " + trace.strip()
+    # a function-call test: the check stands in for the input, its assertion tells what was wrong
     check = Test(check="assert add(1, 2) == 3")
-    assert data.test_failure_line(check, "RE", "", "AssertionError").startswith("- input 'assert add(1, 2) == 3' failed:")
+    wrong = TestResult("WA", message="Traceback ...\nAssertionError: add(1, 2) returned -1")
+    assert data.test_failure_line(check, wrong) == ("- input 'assert add(1, 2) == 3' failed: "
+                                                    "Traceback ...\nAssertionError: add(1, 2) returned -1")
     msg = data.feedback_message(["- a", "- b"])
     assert msg.splitlines()[0] == "Your code failed the following tests:"
     assert msg.splitlines()[1:3] == ["- a", "- b"]
@@ -42,13 +46,21 @@ def test_feedback_lines_follow_the_paper():
     assert data.no_code_message().endswith("Use the backticks for your code only.")
 
 
+def test_feedback_for_real_sandbox_results():
+    with Sandbox(workers=1) as sb:
+        [wa, re_] = sb.run_tests("def add(a, b):\n    return a - b\n",
+                                 [Test(check="assert add(1, 2) == 3"), Test(check="assert add('x') == 1")])
+    assert data.test_failure_line(Test(check="assert add(1, 2) == 3"), wa).endswith("AssertionError")
+    assert "TypeError" in data.test_failure_line(Test(check="assert add('x') == 1"), re_)
+
+
 def test_long_feedback_is_cut_with_a_marker():
     t = Test(input="x" * 10_000, output="y")
-    line = data.test_failure_line(t, "WA", "z" * 5_000, "")
+    line = data.test_failure_line(t, TestResult("WA", stdout="z" * 5_000))
     assert len(line) < 3 * data.FEEDBACK_FIELD_CHARS + 200
     assert "[... 9600 characters cut]" in line and "[... 4600 characters cut]" in line
     trace = "noise\n" * 1000 + "ValueError: the real error"
-    line = data.test_failure_line(t, "RE", "", trace)
+    line = data.test_failure_line(t, TestResult("RE", stderr=trace))
     assert line.endswith("ValueError: the real error") and "characters cut]" in line
 
 

@@ -1,0 +1,612 @@
+"""PPO for RLEF: the learning half, written to be read next to the papers.
+
+    RLEF   Gehring et al. 2025, "RLEF: Grounding Code LLMs in Execution Feedback
+           with Reinforcement Learning" (arXiv 2410.02089).
+    PPO    Schulman et al. 2017, "Proximal Policy Optimization Algorithms".
+    GAE    Schulman et al. 2016, "High-Dimensional Continuous Control Using
+           Generalized Advantage Estimation".
+    k1-k3  Schulman 2020, "Approximating KL Divergence" (joschu.net/blog/kl-approx.html).
+
+An episode is one conversation: prompt, answer, feedback, answer, ... Its tokens
+are either *policy* tokens (sampled by the model) or *environment* tokens
+(prompt, feedback). Only policy tokens are actions: they get log-probabilities,
+rewards, advantages and losses; environment tokens are context.
+
+Reading order:
+  1. the formulas, one function each: approx_kl, gae, policy_loss, value_loss;
+  2. the episode table: how a list of `Sequence`s becomes padded [n, T] tensors
+     in the *action layout* (column j = token ids[j+1], predicted at position j);
+  3. rewards and advantages (per turn, the paper's default, or per token);
+  4. the models, FSDP2 and the optimizer (`build`);
+  5. `update`: experience pass, then K minibatch steps with gradient accumulation.
+
+Distributed: one code path. `build` joins the torch.distributed group that
+torchrun set up (nccl on GPUs, gloo on CPU) or, under a plain `python`, makes a
+1-rank gloo group, and shards all three models with FSDP2 (`fully_shard` per
+decoder layer). Every rank calls `update` with its own share of the episodes.
+"""
+from __future__ import annotations
+
+import math
+import os
+import socket
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+import torch.distributed.checkpoint as dcp
+from torch import nn
+from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.fsdp import FSDPModule, fully_shard
+from torch.distributed.tensor import DTensor
+
+
+# ----------------------------------------------------------------------------
+# Configuration
+# ----------------------------------------------------------------------------
+
+@dataclass
+class PPOConfig:
+    """Hyperparameters; defaults are the paper's where it states them."""
+    lr: float = 2e-7                # policy AdamW learning rate (RLEF: 2e-7)
+    value_lr: float = 2e-6          # value model learning rate (ours: the paper gives one rate;
+                                    # its value head starts from zero and must learn faster)
+    weight_decay: float = 0.1       # AdamW weight decay (RLEF: 0.1)
+    warmup_steps: int = 50          # linear warm-up, in optimizer steps (RLEF: 50)
+    clip_eps: float = 0.2           # PPO ratio clip epsilon (RLEF: 0.2; PPO Eq. 7)
+    value_clip: float = 0.2         # value clip (RLEF: 0.2)
+    beta: float = 0.05              # KL penalty coefficient to the initial policy (RLEF: 0.05)
+    kl_estimator: str = "k1"        # per-token KL estimate in the reward: k1, k2 or k3
+    kl_turn_mean: bool = True       # divide the penalty by the turn's length: the penalty of a
+                                    # turn is then beta * mean log-ratio (RLEF's per-response mean)
+    kl_target: float | None = None  # adaptive beta (Ziegler et al. 2019): target mean KL per policy
+                                    # token, in nats; None keeps beta fixed (RLEF)
+    kl_horizon: int = 10_000        # adaptive beta: episodes over which beta adapts (Ziegler: 10k)
+    gamma: float = 1.0              # discount (RLEF: 1, no discounting)
+    lam: float = 1.0                # GAE lambda (RLEF: 1, i.e. return minus baseline)
+    value_per_turn: bool = True     # one value per turn, V(c_t) (RLEF); False: one per token (PPO-RLHF)
+    minibatches: int = 4            # optimizer steps per batch of episodes (RLEF: 1024 -> 4 x 256)
+    micro_tokens: int = 4096        # padded tokens per forward/backward; gradient accumulation
+                                    # over these fits any minibatch in memory (ours)
+    max_grad_norm: float = 1.0      # gradient clipping, per model (ours; the paper does not say)
+    off_policy_correction: bool = True  # ratio *= stopgrad(min(pi/pi_behaviour, 1)) (RLEF)
+    bf16: bool = True               # compute under bf16 autocast, fp32 master weights
+    checkpointing: bool = True      # activation checkpointing per decoder layer
+
+
+@dataclass
+class Sequence:
+    """One finished episode, as PPO sees it (the rollout's output).
+
+    `policy_mask[t]` refers to token `ids[t]`; that token's log-prob comes from
+    the logits at position t-1 (a prompt always precedes the first policy token).
+    Turns are the maximal runs of 1s in `policy_mask`.
+    """
+    ids: list[int]              # the whole conversation, exactly as the engine saw it
+    policy_mask: list[int]      # 1 where the policy sampled the token (end-of-turn included), 0 for env
+    rewards: list[float]        # environment reward per token: terminal +-1 on the last policy token,
+                                # -0.2 on the last token of a turn without valid code, 0 elsewhere
+    behaviour_logp: list[float]  # log-prob the engine sampled each policy token with; 0 on env tokens
+
+
+# ----------------------------------------------------------------------------
+# 1. The formulas. Tensors are [batch, tokens]; `mask` is 1 on policy tokens.
+# ----------------------------------------------------------------------------
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of x over the positions where mask is 1 (0 if there are none)."""
+    mask = mask.bool()
+    return torch.where(mask, x, 0).sum() / mask.sum().clamp(min=1)
+
+
+def approx_kl(logp: torch.Tensor, ref_logp: torch.Tensor, kind: str = "k1") -> torch.Tensor:
+    """Per-token estimates of KL(pi || ref) from samples of pi (Schulman's note).
+
+    With log r = ref_logp - logp:  k1 = -log r (unbiased, can be negative),
+    k2 = (log r)^2 / 2 (biased, low variance), k3 = (r - 1) - log r (unbiased, >= 0).
+    """
+    log_ratio = ref_logp - logp
+    if kind == "k1":
+        return -log_ratio
+    if kind == "k2":
+        return 0.5 * log_ratio ** 2
+    if kind == "k3":
+        return torch.expm1(log_ratio) - log_ratio
+    raise ValueError(f"unknown KL estimator {kind!r}: k1, k2 or k3")
+
+
+def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
+        gamma: float = 1.0, lam: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalized advantage estimation over policy tokens only (GAE Eq. 16; PPO Eqs. 11-12):
+
+        delta_t = r_t + gamma * V(s_next) - V(s_t)
+        A_t     = delta_t + gamma * lam * A_next
+        R_t     = A_t + V(s_t)
+
+    where "next" is the next *policy* token: walking backwards, an environment
+    token (mask 0) leaves A_next and V(s_next) untouched, so the feedback between
+    two answers is not a state of its own, and its positions are not value
+    estimates. After the last policy token V = 0. Outputs are 0 where mask is 0.
+    """
+    mask = mask.bool()
+    advantages = torch.zeros_like(values)
+    next_advantage = torch.zeros_like(values[:, 0])
+    next_value = torch.zeros_like(values[:, 0])
+    for t in reversed(range(values.shape[1])):
+        delta = rewards[:, t] + gamma * next_value - values[:, t]
+        advantage = delta + gamma * lam * next_advantage
+        next_advantage = torch.where(mask[:, t], advantage, next_advantage)
+        next_value = torch.where(mask[:, t], values[:, t], next_value)
+        advantages[:, t] = torch.where(mask[:, t], advantage, 0)
+    returns = torch.where(mask, advantages + values, 0)
+    return advantages, returns
+
+
+def policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
+                mask: torch.Tensor, clip_eps: float = 0.2,
+                behaviour_logp: torch.Tensor | None = None) -> torch.Tensor:
+    """PPO's clipped surrogate (PPO Eq. 7), as a loss, averaged over policy tokens:
+
+        r_t = pi(a_t) / pi_old(a_t)
+        L   = -mean_t min(r_t A_t, clip(r_t, 1 - eps, 1 + eps) A_t)
+
+    With `behaviour_logp` (RLEF's off-policy correction for asynchronous
+    sampling) the ratio becomes r_t * stopgrad(min(pi(a_t) / pi_behaviour(a_t), 1)).
+    """
+    ratio = torch.exp(logp - old_logp)
+    if behaviour_logp is not None:
+        ratio = ratio * torch.exp(logp - behaviour_logp).clamp(max=1.0).detach()
+    surrogate = torch.minimum(ratio * advantages,
+                              ratio.clamp(1 - clip_eps, 1 + clip_eps) * advantages)
+    return masked_mean(-surrogate, mask)
+
+
+def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor,
+               mask: torch.Tensor, clip: float = 0.2) -> torch.Tensor:
+    """Clipped value loss (as in OpenAI baselines' ppo2), averaged over masked positions:
+
+        L = mean 1/2 max((V - R)^2, (V_old + clip(V - V_old, -c, c) - R)^2)
+    """
+    clipped = old_values + (values - old_values).clamp(-clip, clip)
+    return masked_mean(0.5 * torch.maximum((values - returns) ** 2, (clipped - returns) ** 2), mask)
+
+
+# ----------------------------------------------------------------------------
+# Distributed helpers: sums over all ranks (a no-op on one rank).
+# ----------------------------------------------------------------------------
+
+def all_sum(*xs: float | torch.Tensor) -> list[float]:
+    """Sum each scalar over all ranks, in one collective."""
+    t = torch.tensor([float(x) for x in xs], dtype=torch.float64, device=device())
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(t)
+    return t.tolist()
+
+
+def all_max(x: int) -> int:
+    t = torch.tensor([x], device=device())
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
+
+
+def moments(x: torch.Tensor, mask: torch.Tensor) -> tuple[float, float, float]:
+    """Count, mean and variance of x over masked positions of *all* ranks."""
+    x = torch.where(mask, x.double(), 0)
+    n, s, s2 = all_sum(mask.sum(), x.sum(), (x * x).sum())
+    mean = s / max(n, 1)
+    return n, mean, max(s2 / max(n, 1) - mean * mean, 0.0)
+
+
+def whiten(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(x - mean) / std over the policy tokens of the whole batch (all ranks)."""
+    _, mean, var = moments(x, mask)
+    return torch.where(mask, (x - mean) / math.sqrt(var + 1e-8), 0)
+
+
+# ----------------------------------------------------------------------------
+# 2. The episode table: Sequences -> padded tensors in the action layout.
+# ----------------------------------------------------------------------------
+
+def episode_table(sequences: list[Sequence], dev: torch.device) -> dict[str, torch.Tensor]:
+    """Right-pad the episodes into [n, T] tensors, T = longest episode - 1.
+
+    Column j is the *action* ids[j+1]: the model reads `inputs[:, j]` (= ids[j])
+    and predicts it. So its log-prob comes from position j, and so does the
+    value of the state before it. Per turn: `turn_start` marks a turn's first
+    token, whose position is the last context token c_t before the answer, and
+    `turn` numbers the turns (-1 on environment tokens).
+    """
+    n, T = len(sequences), max(len(s.ids) for s in sequences) - 1
+    ids = torch.zeros(n, T + 1, dtype=torch.long)
+    policy = torch.zeros(n, T + 1, dtype=torch.bool)
+    env_reward = torch.zeros(n, T + 1)
+    behaviour = torch.zeros(n, T + 1)
+    for i, s in enumerate(sequences):
+        assert len(s.ids) == len(s.policy_mask) == len(s.rewards) == len(s.behaviour_logp)
+        assert not s.policy_mask[0], "a prompt precedes the first policy token"
+        L = len(s.ids)
+        ids[i, :L] = torch.tensor(s.ids)
+        policy[i, :L] = torch.tensor(s.policy_mask, dtype=torch.bool)
+        env_reward[i, :L] = torch.tensor(s.rewards, dtype=torch.float32)
+        behaviour[i, :L] = torch.tensor(s.behaviour_logp, dtype=torch.float32)
+    lengths = torch.tensor([len(s.ids) for s in sequences])
+    policy = policy[:, 1:]
+    turn_start = policy & ~torch.nn.functional.pad(policy[:, :-1], (1, 0))
+    table = dict(
+        inputs=ids[:, :-1], actions=ids[:, 1:], lengths=lengths,
+        attention=torch.arange(T)[None, :] < (lengths[:, None] - 1),
+        policy=policy, turn_start=turn_start,
+        turn=torch.where(policy, turn_start.cumsum(1) - 1, -1),
+        env_reward=env_reward[:, 1:], behaviour_logp=behaviour[:, 1:])
+    return {k: v.to(dev) for k, v in table.items()}
+
+
+def microbatches(rows: list[int], lengths: torch.Tensor, budget: int) -> list[list[int]]:
+    """Length bucketing: sort the rows by length and cut them greedily into
+    microbatches whose padded size (rows x longest) stays within `budget` tokens,
+    so similar lengths share a batch and padding stays small."""
+    rows = sorted(rows, key=lambda r: -int(lengths[r]))
+    plan, current = [], []
+    for r in rows:
+        if current and (len(current) + 1) * int(lengths[current[0]]) > budget:
+            plan.append(current)
+            current = []
+        current.append(r)
+    return plan + [current] if current else plan
+
+
+def padded_plan(plan: list[list[int]]) -> list[list[int]]:
+    """FSDP2's collectives need every rank to run the same number of forwards:
+    ranks with fewer microbatches add empty ones (a dummy forward, weight 0)."""
+    return plan + [[] for _ in range(all_max(len(plan)) - len(plan))]
+
+
+def rows_of(table: dict, rows: list[int], dev: torch.device) -> dict[str, torch.Tensor]:
+    """The microbatch `rows`, cut to its longest episode. An empty microbatch is
+    a one-token dummy whose only position counts as a policy and value position."""
+    if not rows:
+        one = torch.ones(1, 1, dtype=torch.bool, device=dev)
+        return dict(inputs=torch.zeros(1, 1, dtype=torch.long, device=dev), attention=one,
+                    policy=one, value_at=one, actions=torch.zeros(1, 1, dtype=torch.long, device=dev))
+    index = torch.tensor(rows, device=dev)
+    width = int(table["lengths"][index].max()) - 1
+    return {k: v[index, :width] for k, v in table.items() if v.dim() == 2}
+
+
+# ----------------------------------------------------------------------------
+# 3. Rewards and advantages, in the action layout.
+# ----------------------------------------------------------------------------
+
+def per_turn(x: torch.Tensor, turn: torch.Tensor, num_turns: int) -> torch.Tensor:
+    """Sum x over each turn's tokens: [n, T] -> [n, num_turns]."""
+    out = torch.zeros(x.shape[0], num_turns, dtype=x.dtype, device=x.device)
+    return out.scatter_add_(1, turn.clamp(min=0), torch.where(turn >= 0, x, 0))
+
+
+def rewards_with_kl(env_reward: torch.Tensor, kl: torch.Tensor, turn: torch.Tensor,
+                    beta: float, turn_mean: bool) -> torch.Tensor:
+    """RLEF's reward on each policy token: the environment's (terminal +-1,
+    -0.2 for a turn without code) minus beta * KL_t to the initial policy;
+    with `turn_mean` the penalty is divided by the turn's length, so a turn pays
+    beta times its *mean* log-ratio (RLEF's per-response KL, no bias toward
+    short answers)."""
+    penalty = beta * kl
+    if turn_mean:
+        lengths = per_turn(torch.ones_like(kl), turn, int(turn.max()) + 1)
+        penalty = penalty / lengths.gather(1, turn.clamp(min=0))
+    return torch.where(turn >= 0, env_reward - penalty, 0)
+
+
+def turn_advantages(rewards: torch.Tensor, values: torch.Tensor, turn: torch.Tensor,
+                    turn_start: torch.Tensor, gamma: float, lam: float
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """RLEF's per-turn advantage: every token of turn t gets
+
+        A_t = (sum of rewards from turn t on) - V(c_t)
+
+    with V(c_t) the value at the turn's first position. It is GAE at the level
+    of turns (with gamma = lam = 1 exactly the formula above), so gamma and lam
+    discount per turn. Returns R_t = A_t + V(c_t) sit at the turn starts."""
+    num_turns = int(turn.max()) + 1
+    turn_rewards = per_turn(rewards, turn, num_turns)
+    turn_values = per_turn(torch.where(turn_start, values, 0), turn, num_turns)
+    is_turn = torch.arange(num_turns, device=turn.device)[None, :] < (turn.max(1).values[:, None] + 1)
+    adv, ret = gae(turn_rewards, turn_values, is_turn, gamma, lam)
+    index = turn.clamp(min=0)
+    return (torch.where(turn >= 0, adv.gather(1, index), 0),
+            torch.where(turn_start, ret.gather(1, index), 0))
+
+
+# ----------------------------------------------------------------------------
+# 4. Models, FSDP2, optimizer.
+# ----------------------------------------------------------------------------
+
+class CausalLM(nn.Module):
+    """The policy (and the frozen reference): the checkpoint's decoder `model`
+    and `lm_head`, so parameter names are the checkpoint's. The head runs only
+    where asked (policy tokens): prompts and feedback need no logits."""
+
+    def __init__(self, lm: nn.Module):
+        super().__init__()
+        self.model, self.lm_head = lm.model, lm.lm_head   # shared Parameter if tied
+
+    def forward(self, inputs, attention, where):
+        hidden = self.model(input_ids=inputs, attention_mask=attention, use_cache=False).last_hidden_state
+        return self.lm_head(hidden[where]).float()
+
+
+class ValueModel(nn.Module):
+    """RLEF's value function: the same LLM with its output layer replaced by a
+    fresh linear head (zero-initialised: every value starts at 0)."""
+
+    def __init__(self, backbone: nn.Module):
+        super().__init__()
+        self.model = backbone
+        self.value_head = nn.Linear(backbone.config.hidden_size, 1)
+        nn.init.zeros_(self.value_head.weight)
+        nn.init.zeros_(self.value_head.bias)
+
+    def forward(self, inputs, attention, where):
+        hidden = self.model(input_ids=inputs, attention_mask=attention, use_cache=False).last_hidden_state
+        with torch.autocast(hidden.device.type, enabled=False):
+            return self.value_head(hidden[where].float()).flatten().clone()  # FSDP2 wants no views
+
+
+def device() -> torch.device:
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
+
+
+def init_distributed():
+    """Join torchrun's process group (nccl on GPUs, gloo on CPU), or make a
+    1-rank one under a plain `python`; return the 1-D device mesh FSDP2 shards over."""
+    dev = device()
+    if not dist.is_initialized():
+        backend = "nccl" if dev.type == "cuda" else "gloo"
+        if dev.type == "cuda":
+            torch.cuda.set_device(dev)
+        if "WORLD_SIZE" in os.environ:
+            dist.init_process_group(backend)
+        else:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    return init_device_mesh(dev.type, (dist.get_world_size(),))
+
+
+def shard(model: nn.Module, mesh) -> nn.Module:
+    """FSDP2: each decoder layer is one unit (all-gathered just before it runs,
+    freed after), the rest (embeddings, final norm, heads) is the root unit.
+    Gradients are *summed* over ranks, not averaged: `update` already divides
+    the loss by the global number of tokens. On one rank there is nothing to
+    shard (it would only add copies): the model just moves to the device."""
+    if mesh.size() == 1:
+        return model.to(device())
+    for layer in model.model.layers:
+        fully_shard(layer, mesh=mesh, reshard_after_forward=True)
+    fully_shard(model, mesh=mesh, reshard_after_forward=True)
+    for m in model.modules():
+        if isinstance(m, FSDPModule):
+            m.set_gradient_divide_factor(1.0)
+            m.set_force_sum_reduction_for_comms(True)   # plain SUM: gloo has no PREMUL_SUM
+    return model
+
+
+@dataclass
+class Learner:
+    """Everything `update` changes, and what a checkpoint saves."""
+    policy: CausalLM
+    reference: CausalLM
+    value: ValueModel
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    config: PPOConfig
+    beta: float
+    step: int = 0          # optimizer steps so far
+
+
+def build(model_path: str, config: PPOConfig = PPOConfig()) -> Learner:
+    """Policy, frozen reference (the initial policy) and value model from one
+    checkpoint folder; fp32 master weights, FSDP2-sharded; AdamW with one
+    parameter group per model (own learning rate) and linear warm-up."""
+    from transformers import AutoModel, AutoModelForCausalLM
+    mesh = init_distributed()
+    load = dict(dtype=torch.float32)
+    policy = CausalLM(AutoModelForCausalLM.from_pretrained(model_path, **load))
+    reference = CausalLM(AutoModelForCausalLM.from_pretrained(model_path, **load)).eval().requires_grad_(False)
+    value = ValueModel(AutoModel.from_pretrained(model_path, **load))
+    if config.checkpointing:
+        for m in (policy, value):
+            m.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    for m in (policy, reference, value):
+        shard(m, mesh)
+    optimizer = torch.optim.AdamW([{"params": policy.parameters(), "lr": config.lr},
+                                   {"params": value.parameters(), "lr": config.value_lr}],
+                                  weight_decay=config.weight_decay)
+    warmup = max(config.warmup_steps, 1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
+    return Learner(policy, reference, value, optimizer, scheduler, config, config.beta)
+
+
+def iter_full_params(model: nn.Module):
+    """Yield (name, full tensor) one parameter at a time, names as in the HF
+    checkpoint (what vLLM's `load_weights` expects), so peak extra memory is one
+    tensor. A collective: every rank must iterate, in step."""
+    for name, param in model.named_parameters():
+        yield name, (param.full_tensor() if isinstance(param, DTensor) else param).detach()
+
+
+def save_checkpoint(learner: Learner, folder: str) -> None:
+    """Sharded checkpoint (torch.distributed.checkpoint): both models, the
+    optimizer, and the scheduler/beta/step. Every rank calls it."""
+    models = nn.ModuleDict({"policy": learner.policy, "value": learner.value})
+    model_state, optim_state = get_state_dict(models, learner.optimizer)
+    dcp.save({"model": model_state, "optim": optim_state,
+              "scheduler": learner.scheduler.state_dict(),
+              "beta": learner.beta, "step": learner.step}, checkpoint_id=folder)
+
+
+def load_checkpoint(learner: Learner, folder: str) -> None:
+    models = nn.ModuleDict({"policy": learner.policy, "value": learner.value})
+    model_state, optim_state = get_state_dict(models, learner.optimizer)
+    state = {"model": model_state, "optim": optim_state,
+             "scheduler": learner.scheduler.state_dict(), "beta": learner.beta, "step": learner.step}
+    dcp.load(state, checkpoint_id=folder)
+    set_state_dict(models, learner.optimizer, model_state_dict=state["model"],
+                   optim_state_dict=state["optim"])
+    learner.scheduler.load_state_dict(state["scheduler"])
+    learner.beta, learner.step = state["beta"], state["step"]
+
+
+# ----------------------------------------------------------------------------
+# 5. The update.
+# ----------------------------------------------------------------------------
+
+def bf16_autocast(cfg: PPOConfig):
+    """Compute in bf16, keep fp32 master weights. No cache of cast weights:
+    under FSDP2 it would keep a bf16 copy of every all-gathered layer alive
+    until the whole forward ends."""
+    return torch.autocast(device().type, dtype=torch.bfloat16, enabled=cfg.bf16, cache_enabled=False)
+
+
+def token_logp(model: CausalLM, mb: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """log pi(a_j) at the policy positions of a microbatch, and the logits."""
+    logits = model(mb["inputs"], mb["attention"], mb["policy"])
+    actions = mb["actions"][mb["policy"]]
+    return logits.gather(1, actions[:, None]).squeeze(1) - logits.logsumexp(-1), logits
+
+
+def entropy(logits: torch.Tensor) -> torch.Tensor:
+    """H = logsumexp(z) - sum_a p(a) z_a, per row."""
+    return logits.logsumexp(-1) - (logits.softmax(-1) * logits).sum(-1)
+
+
+@torch.no_grad()
+def experience(learner: Learner, table: dict, plan: list[list[int]], dev: torch.device) -> None:
+    """Before any step: log-probs of the current policy (pi_old) and of the
+    reference, and the values V_old, written into the table."""
+    autocast = bf16_autocast(learner.config)
+    for key in ("old_logp", "ref_logp", "old_values"):
+        table[key] = torch.zeros(table["policy"].shape, device=dev)
+    for rows in plan:
+        mb = rows_of(table, rows, dev)
+        with autocast:
+            old, _ = token_logp(learner.policy, mb)
+            ref, _ = token_logp(learner.reference, mb)
+            values = learner.value(mb["inputs"], mb["attention"], mb["value_at"])
+        if rows:
+            index = torch.tensor(rows, device=dev)[:, None]
+            column = torch.arange(mb["policy"].shape[1], device=dev)[None, :]
+            for key, where, x in (("old_logp", "policy", old), ("ref_logp", "policy", ref),
+                                  ("old_values", "value_at", values)):
+                full = torch.zeros(mb[where].shape, device=dev)
+                full[mb[where]] = x.float()
+                table[key][index, column] = full
+
+
+def clip_grad_norm(model: nn.Module, max_norm: float) -> float:
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+    return float(norm.full_tensor() if isinstance(norm, DTensor) else norm)
+
+
+def update(learner: Learner, sequences: list[Sequence]) -> dict[str, float]:
+    """One PPO update on a batch of finished episodes (RLEF: 1024 episodes,
+    4 optimizer steps of 256). Every rank passes its own share.
+
+    1. Experience: pi_old, reference and value on every episode (no grad).
+    2. Rewards r_t = env_t - beta * KL_t; advantages (per turn or per token GAE),
+       whitened over the whole batch.
+    3. The episodes, in the given order, are cut into `minibatches` contiguous
+       chunks (the caller shuffles); each chunk is one optimizer step, its loss
+       accumulated over length-bucketed microbatches. Each microbatch loss is a
+       *sum* over its tokens divided by the number of policy tokens (value
+       positions) in the chunk over *all ranks*, and FSDP2 sums gradients over
+       ranks: so the gradient is the mean over the global minibatch, however the
+       episodes are split among ranks and microbatches.
+    """
+    cfg, dev, start = learner.config, device(), time.perf_counter()
+    table = episode_table(sequences, dev)
+    table["value_at"] = table["turn_start"] if cfg.value_per_turn else table["policy"]
+    policy, value_at = table["policy"], table["value_at"]
+    autocast = bf16_autocast(cfg)
+    n = len(sequences)
+
+    # 1. experience
+    experience(learner, table, padded_plan(microbatches(list(range(n)), table["lengths"], cfg.micro_tokens)), dev)
+
+    # 2. rewards and advantages
+    kl = torch.where(policy, approx_kl(table["old_logp"], table["ref_logp"], cfg.kl_estimator), 0)
+    rewards = rewards_with_kl(table["env_reward"], kl, table["turn"], learner.beta, cfg.kl_turn_mean)
+    if cfg.value_per_turn:
+        advantages, returns = turn_advantages(rewards, table["old_values"], table["turn"],
+                                              table["turn_start"], cfg.gamma, cfg.lam)
+    else:
+        advantages, returns = gae(rewards, table["old_values"], policy, cfg.gamma, cfg.lam)
+    table["advantages"], table["returns"] = whiten(advantages, policy), returns
+
+    # 3. K optimizer steps
+    sums = dict.fromkeys(("policy_loss", "value_loss", "clip_frac", "approx_kl_old", "entropy"), 0.0)
+    grad_norms = {"policy": [], "value": []}
+    chunks = [list(range(n))[k * n // cfg.minibatches:(k + 1) * n // cfg.minibatches]
+              for k in range(cfg.minibatches)]
+    for rows in chunks:
+        n_policy, n_value = all_sum(policy[rows].sum(), value_at[rows].sum())
+        for mb_rows in padded_plan(microbatches(rows, table["lengths"], cfg.micro_tokens)):
+            mb = rows_of(table, mb_rows, dev)
+            weight = 1.0 if mb_rows else 0.0       # 0: a dummy microbatch (see padded_plan)
+            # policy: forward, loss, backward (then its activations are freed)
+            with autocast:
+                logp, logits = token_logp(learner.policy, mb)
+            old_logp, adv, behaviour = (mb[k][mb["policy"]] if mb_rows else torch.zeros_like(logp)
+                                        for k in ("old_logp", "advantages", "behaviour_logp"))
+            pl = policy_loss(logp, old_logp, adv, torch.ones_like(logp), cfg.clip_eps,
+                             behaviour if cfg.off_policy_correction else None)
+            # the mean over this microbatch -> its sum / policy tokens of the global minibatch
+            (weight * pl * len(logp) / max(n_policy, 1)).backward()
+            # value: the same, at the value positions
+            with autocast:
+                values = learner.value(mb["inputs"], mb["attention"], mb["value_at"])
+            old_values, targets = (mb[k][mb["value_at"]] if mb_rows else torch.zeros_like(values)
+                                   for k in ("old_values", "returns"))
+            vl = value_loss(values, old_values, targets, torch.ones_like(values), cfg.value_clip)
+            (weight * vl * len(values) / max(n_value, 1)).backward()
+            with torch.no_grad():
+                ratio = torch.exp(logp - old_logp)
+                sums["policy_loss"] += weight * float(pl) * len(logp)
+                sums["value_loss"] += weight * float(vl) * len(values)
+                sums["clip_frac"] += weight * float(((ratio - 1).abs() > cfg.clip_eps).sum())
+                sums["approx_kl_old"] += weight * float(approx_kl(old_logp, logp, "k3").sum())
+                sums["entropy"] += weight * float(entropy(logits).sum())
+        grad_norms["policy"].append(clip_grad_norm(learner.policy, cfg.max_grad_norm))
+        grad_norms["value"].append(clip_grad_norm(learner.value, cfg.max_grad_norm))
+        learner.optimizer.step()
+        learner.scheduler.step()
+        learner.optimizer.zero_grad(set_to_none=True)
+        learner.step += 1
+
+    # 4. statistics over all ranks, and the adaptive KL coefficient
+    tokens_policy, tokens_value, tokens, episodes, *totals = all_sum(
+        policy.sum(), value_at.sum(), table["lengths"].sum(), n, *sums.values(),
+        kl.sum(), table["env_reward"].sum(), (rewards - torch.where(policy, table["env_reward"], 0)).sum())
+    *loss_sums, kl_sum, env_sum, penalty_sum = totals
+    stats = {k: s / max(tokens_policy if k != "value_loss" else tokens_value, 1)
+             for k, s in zip(sums, loss_sums)}
+    _, _, var_returns = moments(returns, value_at)
+    _, _, var_residual = moments(returns - table["old_values"], value_at)
+    stats.update(
+        kl_ref=kl_sum / max(tokens_policy, 1), beta=learner.beta,
+        env_return=env_sum / max(episodes, 1), kl_penalty=penalty_sum / max(episodes, 1),
+        value_explained_var=1 - var_residual / var_returns if var_returns > 0 else 0.0,
+        grad_norm_policy=sum(grad_norms["policy"]) / len(chunks),
+        grad_norm_value=sum(grad_norms["value"]) / len(chunks),
+        lr=learner.scheduler.get_last_lr()[0], tokens=tokens, policy_tokens=tokens_policy,
+        tokens_per_s=tokens / (time.perf_counter() - start))
+    if cfg.kl_target is not None:   # Ziegler et al. 2019, Eq. 2
+        error = max(-0.2, min(0.2, stats["kl_ref"] / cfg.kl_target - 1))
+        learner.beta *= 1 + error * episodes / cfg.kl_horizon
+    return stats

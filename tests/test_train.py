@@ -1,0 +1,110 @@
+"""The training loop end to end: `torchrun --nproc_per_node 2 rlef.py --preset smoke`
+on this CPU with the real vLLM engine, killed with SIGKILL during its second
+step and resumed."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import rlef
+
+ROOT = Path(__file__).resolve().parents[1]
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+
+
+def steps_in(out: Path) -> list[int]:
+    path = out / "metrics.jsonl"
+    return [json.loads(l)["step"] for l in path.read_text().splitlines()] if path.exists() else []
+
+
+@pytest.mark.slow
+def test_smoke_run_killed_mid_step_resumes_and_finishes(tmp_path):
+    out = tmp_path / "run"
+    log = open(tmp_path / "first.log", "w")
+    proc = subprocess.Popen([*TORCHRUN, "rlef.py", "--preset", "smoke", "--out", str(out)], cwd=ROOT,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.time() + 900
+    try:  # wait for the first checkpoint, then kill everything during step 2
+        while not (out / "checkpoints" / "step-000001").exists():
+            assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+            assert time.time() < deadline, "no checkpoint after 15 minutes"
+            time.sleep(1)
+        time.sleep(3)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert steps_in(out) == [1]
+    config = json.loads((out / "config.json").read_text())
+    assert config["preset"] == "smoke" and config["steps"] == 2
+    # the checkpoint's policy is an ordinary Hugging Face folder
+    from transformers import AutoModelForCausalLM
+    model = AutoModelForCausalLM.from_pretrained(out / "checkpoints" / "step-000001" / "policy")
+    assert sum(p.numel() for p in model.parameters()) == 134_515_008
+
+    resumed = subprocess.run([*TORCHRUN, "rlef.py", "--resume", "--out", str(out)], cwd=ROOT,
+                             capture_output=True, text=True, timeout=900)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert steps_in(out) == [1, 2]
+    last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert {"reward", "solved", "ppo/policy_loss", "ppo/kl_ref", "valid/multi_1@2"} <= last.keys()
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-000001", "step-000002"]
+    assert json.loads((out / "checkpoints" / "step-000002" / "state.json").read_text())["step"] == 2
+    assert (out / "best" / "model.safetensors").exists()
+    assert list((out / "tensorboard").iterdir())
+    transcript = json.loads((out / "transcripts.jsonl").read_text().splitlines()[0])
+    assert transcript["messages"][0]["role"] == "user"
+
+
+def test_config_flags_presets_and_clear_errors(tmp_path, capsys):
+    cfg, resume = rlef.parse_config(["--preset", "smoke", "--lr", "3e-6", "--no-bf16", "--kl-target", "0.1"])
+    assert (cfg.preset, cfg.lr, cfg.bf16, cfg.kl_target, cfg.steps, resume) == ("smoke", 3e-6, False, 0.1, 2, False)
+    assert cfg.out.startswith("runs/smoke-")
+    assert rlef.parse_config([])[0].preset == "cpu-demo"
+    saved = tmp_path / "config.json"
+    import dataclasses
+    saved.write_text(json.dumps(dataclasses.asdict(cfg)))
+    again, _ = rlef.parse_config(["--config", str(saved), "--steps", "5"])
+    assert (again.lr, again.steps, again.preset) == (3e-6, 5, "smoke")
+    for argv, message in ((["--preset", "nope"], "unknown preset 'nope'"),
+                          (["--resume"], "--resume needs --out"),
+                          (["--feedback", "fake"], "--feedback must be one of"),
+                          (["--config", str(tmp_path / "missing.json")], "does not exist")):
+        with pytest.raises(SystemExit, match=message):
+            rlef.parse_config(argv)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "/no/such/model"], "no such folder"),
+    (["--train-data", "humaneval"], "HumanEval has no training split"),
+    (["--train-data", "easy:dev"], "train data: the easy set has splits"),
+    (["--problems-per-step", "1"], "2 ranks but only 1 problems per step"),
+])
+def test_bad_runs_fail_before_any_heavy_work(args, message, tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(SystemExit, match=message):
+        rlef.main(["--preset", "smoke", "--out", str(tmp_path / "run"), *args])
+    assert not (tmp_path / "run").exists()
+
+
+def test_too_little_memory_is_refused(smollm2, monkeypatch):
+    monkeypatch.setattr(os, "sysconf", lambda name: 1024 if name == "SC_PHYS_PAGES" else 4096)  # 4 MiB
+    with pytest.raises(SystemExit, match=r"134 B parameters|0.13 B parameters"):
+        rlef.check_memory(smollm2, rlef.Config(), world=1)
+
+
+def test_problems_for_step_is_a_function_of_the_step():
+    import data
+    train = data.load_easy("train")
+    cfg = rlef.Config(problems_per_step=8, samples_per_problem=2)
+    a = [p.name for p in rlef.problems_for_step(train, cfg, 3, rank=0, world=2)]
+    assert a == [p.name for p in rlef.problems_for_step(train, cfg, 3, rank=0, world=2)]
+    b = [p.name for p in rlef.problems_for_step(train, cfg, 3, rank=1, world=2)]
+    assert len(a) == len(b) == 8 and not set(a) & set(b)
+    # an epoch visits every problem once before any repeats
+    seen = [p.name for s in range(len(train) // 8) for p in rlef.problems_for_step(train, cfg, s, 0, 1)[::2]]
+    assert len(set(seen)) == len(seen)
