@@ -27,10 +27,12 @@ test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
 
 demo: install
-	$(BIN)/python data.py --stats
+	$(BIN)/torchrun --nproc_per_node $(NPROC) rlef.py --preset cpu-demo
 
 bench: install
 	$(BIN)/python bench/sandbox.py
+	$(BIN)/python bench/rollout.py
+	$(BIN)/python bench/ppo.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -280,6 +280,10 @@ def rows_of(table: dict, rows: list[int], dev: torch.device) -> dict[str, torch.
 # 3. Rewards and advantages, in the action layout.
 # ----------------------------------------------------------------------------
 
+def count_turns(turn: torch.Tensor) -> int:
+    return max(int(turn.max()) + 1, 1)     # (at least 1: a batch may hold no answer at all)
+
+
 def per_turn(x: torch.Tensor, turn: torch.Tensor, num_turns: int) -> torch.Tensor:
     """Sum x over each turn's tokens: [n, T] -> [n, num_turns]."""
     out = torch.zeros(x.shape[0], num_turns, dtype=x.dtype, device=x.device)
@@ -295,7 +299,7 @@ def rewards_with_kl(env_reward: torch.Tensor, kl: torch.Tensor, turn: torch.Tens
     short answers)."""
     penalty = beta * kl
     if turn_mean:
-        lengths = per_turn(torch.ones_like(kl), turn, int(turn.max()) + 1)
+        lengths = per_turn(torch.ones_like(kl), turn, count_turns(turn))
         penalty = penalty / lengths.gather(1, turn.clamp(min=0))
     return torch.where(turn >= 0, env_reward - penalty, 0)
 
@@ -310,7 +314,7 @@ def turn_advantages(rewards: torch.Tensor, values: torch.Tensor, turn: torch.Ten
     with V(c_t) the value at the turn's first position. It is GAE at the level
     of turns (with gamma = lam = 1 exactly the formula above), so gamma and lam
     discount per turn. Returns R_t = A_t + V(c_t) sit at the turn starts."""
-    num_turns = int(turn.max()) + 1
+    num_turns = count_turns(turn)
     turn_rewards = per_turn(rewards, turn, num_turns)
     turn_values = per_turn(torch.where(turn_start, values, 0), turn, num_turns)
     is_turn = torch.arange(num_turns, device=turn.device)[None, :] < (turn.max(1).values[:, None] + 1)
@@ -538,6 +542,7 @@ def update(learner: Learner, sequences: list[Sequence]) -> dict[str, float]:
 
     # 1. experience
     experience(learner, table, padded_plan(microbatches(list(range(n)), table["lengths"], cfg.micro_tokens)), dev)
+    experience_s = time.perf_counter() - start
 
     # 2. rewards and advantages
     kl = torch.where(policy, approx_kl(table["old_logp"], table["ref_logp"], cfg.kl_estimator), 0)
@@ -605,6 +610,7 @@ def update(learner: Learner, sequences: list[Sequence]) -> dict[str, float]:
         grad_norm_policy=sum(grad_norms["policy"]) / len(chunks),
         grad_norm_value=sum(grad_norms["value"]) / len(chunks),
         lr=learner.scheduler.get_last_lr()[0], tokens=tokens, policy_tokens=tokens_policy,
+        experience_s=experience_s, update_s=time.perf_counter() - start,
         tokens_per_s=tokens / (time.perf_counter() - start))
     if cfg.kl_target is not None:   # Ziegler et al. 2019, Eq. 2
         error = max(-0.2, min(0.2, stats["kl_ref"] / cfg.kl_target - 1))

@@ -427,9 +427,9 @@ PRESETS: dict[str, dict] = {
                      micro_tokens=4096, eval_every=10, eval_rollouts=2, checkpoint_every=10),
     # The smallest real run, for CI: two steps, a checkpoint each, a tiny evaluation.
     "smoke": dict(model=data.SMOLLM2, train_data="easy:train", valid_data="easy:valid",
-                  steps=2, problems_per_step=4, samples_per_problem=1, max_turns=2,
-                  max_new_tokens=48, max_context=1024, lr=1e-6, value_lr=1e-5, warmup_steps=1,
-                  minibatches=1, micro_tokens=2048, eval_every=2, eval_rollouts=1, eval_limit=4,
+                  steps=2, problems_per_step=2, samples_per_problem=2, max_turns=2,
+                  max_new_tokens=32, max_context=1024, lr=1e-6, value_lr=1e-5, warmup_steps=1,
+                  minibatches=1, micro_tokens=2048, eval_every=2, eval_rollouts=1, eval_limit=2,
                   checkpoint_every=1, transcripts_per_step=1),
     # The paper's set-up (RLEF.md) on one node of 8 GPUs. The paper's batch is
     # 1024 rollouts -> 4 updates of 256 with 288 GPUs; one node keeps the

@@ -238,6 +238,16 @@ def test_turn_advantages(gamma, lam):
     assert ret[0].tolist() == pytest.approx([0, A1 + V1, 0, 0, 0, 0, A2 + V2, 0])
 
 
+def test_a_batch_without_answers():
+    """An episode cut before its first answer has no policy token: nothing to
+    learn, and nothing may crash."""
+    table = ppo.episode_table([ppo.Sequence([1, 2, 3], [0, 0, 0], [0, 0, 0], [0, 0, 0])], torch.device("cpu"))
+    zeros = torch.zeros(table["policy"].shape)
+    rewards = ppo.rewards_with_kl(table["env_reward"], zeros, table["turn"], beta=0.1, turn_mean=True)
+    adv, ret = ppo.turn_advantages(rewards, zeros, table["turn"], table["turn_start"], 1.0, 1.0)
+    assert not rewards.any() and not adv.any() and not ret.any()
+
+
 def test_microbatches_bucket_by_length():
     lengths = torch.tensor([5, 40, 7, 33, 6, 38, 100])
     plan = ppo.microbatches(list(range(7)), lengths, budget=80)
@@ -320,6 +330,8 @@ def test_iter_full_params_names_match_checkpoint(tiny_model):
 def test_checkpoint_round_trip(tiny_model, tmp_path):
     learner = ppo.build(tiny_model, small_config(kl_target=0.01))
     ppo.update(learner, episodes(4))
+    # adaptive beta (Ziegler et al.): KL 0 < target, error clipped to -0.2, over 4 of 10,000 episodes
+    assert learner.beta == pytest.approx(0.05 * (1 - 0.2 * 4 / 10_000))
     ppo.save_checkpoint(learner, str(tmp_path / "ckpt"))
     saved, step, beta = full_params(learner), learner.step, learner.beta
     saved_lr = learner.scheduler.get_last_lr()

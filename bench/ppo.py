@@ -1,0 +1,215 @@
+"""Training tokens/s of one PPO update (policy + value), ours vs TRL's PPO trainer.
+
+Same model (SmolLM2-135M-Instruct), same batch (B episodes of P prompt + R
+answer tokens), same schedule (K optimizer steps of B/K episodes, gradient
+accumulation over microbatches of M episodes), same precision (fp32 master
+weights, bf16 autocast), same activation checkpointing, in one run: the two
+alternate update by update and the table shows medians.
+
+An "update" is everything between finished episodes and updated weights:
+pi_old, reference and value forwards over the batch, rewards and advantages,
+then the K optimizer steps of policy and value. Tokens/s = B * (P + R) / time.
+
+TRL's side (trl==1.12.0, `trl.experimental.ppo.PPOTrainer`) runs in its own
+virtual environment, so the project's is untouched:
+
+    python3 -m venv /tmp/trl-venv
+    /tmp/trl-venv/bin/pip install torch==2.13.0+cpu transformers==5.19.0 trl==1.12.0
+
+and, in there, as a child process of this script (`--trl-worker`). Its
+trainer samples answers itself; here `batch_generation` is replaced by the
+same fixed answers plus one policy forward for their logits (what our update
+pays for pi_old), and the reward model is a 1-layer stand-in (our reward
+comes from execution, free at update time). Its `train()` runs inside
+`torch.autocast("cpu", bfloat16)` and with ACCELERATE_MIXED_PRECISION=bf16,
+so its reference/value/reward forwards, which accelerate does not wrap, also
+compute in bf16 as ours do.
+
+    .venv/bin/python bench/ppo.py                       # B=16, P=R=128, K=2, M=4
+    .venv/bin/python bench/ppo.py --repeats 5 --no-checkpointing
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def episode_tokens(args):
+    """Deterministic prompt and answer ids (no special tokens, no pad id)."""
+    import random
+    g = random.Random(0)
+    prompts = [[g.randrange(100, 40000) for _ in range(args.prompt)] for _ in range(args.batch)]
+    answers = [[g.randrange(100, 40000) for _ in range(args.answer)] for _ in range(args.batch)]
+    return prompts, answers
+
+
+# ---------------------------------------------------------------- TRL, in its own venv
+
+SAY = "BENCH "   # the worker's messages to the parent, among TRL's own prints
+
+
+def say(**message):
+    print(SAY + json.dumps(message), flush=True)
+
+
+def trl_worker(args):
+    """Runs TRL's PPOTrainer for 1 + repeats updates; after each update prints
+    its time and waits for a line on stdin, so the parent can interleave."""
+    os.environ["ACCELERATE_MIXED_PRECISION"] = "bf16" if args.bf16 else "no"
+    import torch
+    import trl.experimental.ppo.ppo_trainer as trl_ppo
+    from datasets import Dataset
+    from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer,
+                              LlamaConfig, LlamaForSequenceClassification, TrainerCallback)
+    from trl.experimental.ppo import PPOConfig, PPOTrainer
+    torch.manual_seed(0)
+    prompts, answers = episode_tokens(args)
+    answers = torch.tensor(answers)
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    policy = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
+    reference = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
+    value = AutoModelForSequenceClassification.from_pretrained(args.model, num_labels=1, dtype=torch.float32)
+    reward = LlamaForSequenceClassification(LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+        num_attention_heads=4, num_key_value_heads=2, num_labels=1, pad_token_id=tokenizer.pad_token_id))
+    for m in (value, reward):
+        m.config.pad_token_id = tokenizer.pad_token_id
+
+    def fixed_answers(model, queries, local_rollout_forward_batch_size, pad_token_id, generation_config):
+        """Stands in for sampling: the fixed answers, and their logits from one forward."""
+        query_responses = torch.cat([queries, answers[:len(queries)]], 1)
+        logits = []
+        for i in range(0, len(queries), local_rollout_forward_batch_size):
+            chunk = query_responses[i:i + local_rollout_forward_batch_size]
+            out = model(input_ids=chunk, attention_mask=torch.ones_like(chunk))
+            logits.append(out.logits[:, queries.shape[1] - 1:-1].float())
+        return query_responses, torch.cat(logits)
+
+    trl_ppo.batch_generation = fixed_answers
+
+    class Interleave(TrainerCallback):
+        def on_train_begin(self, *a, **kw):
+            say(ready=True)
+            sys.stdin.readline()
+            self.start = time.perf_counter()
+
+        def on_step_end(self, *a, **kw):
+            say(seconds=time.perf_counter() - self.start)
+            sys.stdin.readline()
+            self.start = time.perf_counter()
+
+    updates = 1 + args.repeats
+    dataset = Dataset.from_dict({"input_ids": prompts * updates})
+    config = PPOConfig(
+        output_dir=tempfile.mkdtemp(), report_to=[], save_strategy="no", logging_steps=10**9,
+        use_cpu=True, bf16=args.bf16, disable_tqdm=True, gradient_checkpointing=args.checkpointing,
+        per_device_train_batch_size=args.micro, gradient_accumulation_steps=args.batch // args.micro,
+        num_mini_batches=args.minibatches, num_ppo_epochs=1, total_episodes=args.batch * updates,
+        local_rollout_forward_batch_size=args.micro, response_length=args.answer, stop_token=None,
+        num_sample_generations=0, learning_rate=2e-7, kl_coef=0.05, cliprange=0.2, cliprange_value=0.2,
+        gamma=1.0, lam=1.0, seed=0, dataloader_num_workers=0)
+    trainer = PPOTrainer(args=config, processing_class=tokenizer, model=policy, ref_model=reference,
+                         reward_model=reward, value_model=value, train_dataset=dataset,
+                         eval_dataset=dataset.select(range(args.batch)), callbacks=[Interleave()])
+    say(mixed_precision=trainer.accelerator.mixed_precision)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+        trainer.train()
+
+
+# ---------------------------------------------------------------- ours, and the table
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=None, help="model folder (default: SmolLM2-135M-Instruct)")
+    parser.add_argument("--batch", type=int, default=16, help="episodes per update (B)")
+    parser.add_argument("--prompt", type=int, default=128, help="prompt tokens per episode (P)")
+    parser.add_argument("--answer", type=int, default=128, help="answer tokens per episode (R)")
+    parser.add_argument("--minibatches", type=int, default=2, help="optimizer steps per update (K)")
+    parser.add_argument("--micro", type=int, default=4, help="episodes per forward/backward (M)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed updates each, after one warm-up")
+    parser.add_argument("--no-checkpointing", dest="checkpointing", action="store_false")
+    parser.add_argument("--no-bf16", dest="bf16", action="store_false")
+    parser.add_argument("--trl-python", default="/tmp/trl-venv/bin/python")
+    parser.add_argument("--trl-worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.model is None:
+        sys.path.insert(0, str(ROOT))
+        import data
+        args.model = data.resolve_model(data.SMOLLM2)
+    if args.trl_worker:
+        return trl_worker(args)
+
+    sys.path.insert(0, str(ROOT))
+    import torch
+    import ppo
+
+    worker_args = [a for a in sys.argv[1:]] + ["--model", args.model, "--trl-worker"]
+    trl = subprocess.Popen([args.trl_python, __file__, *worker_args], stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, text=True, cwd=ROOT)
+
+    def trl_says():
+        while True:
+            line = trl.stdout.readline()
+            if not line:
+                raise RuntimeError("the TRL worker died; run it by hand to see why")
+            if line.startswith(SAY):
+                return json.loads(line[len(SAY):])
+
+    def trl_update() -> float:
+        trl.stdin.write("\n")
+        trl.stdin.flush()
+        return trl_says()["seconds"]
+
+    config = ppo.PPOConfig(minibatches=args.minibatches, micro_tokens=args.micro * (args.prompt + args.answer),
+                           bf16=args.bf16, checkpointing=args.checkpointing)
+    learner = ppo.build(args.model, config)
+    prompts, answers = episode_tokens(args)
+    sequences = [ppo.Sequence(p + a, [0] * len(p) + [1] * len(a),
+                              [0.0] * (len(p) + len(a) - 1) + [1.0 if i % 2 else -1.0],
+                              [0.0] * len(p) + [-2.0] * len(a))
+                 for i, (p, a) in enumerate(zip(prompts, answers))]
+
+    def our_update() -> float:
+        start = time.perf_counter()
+        ppo.update(learner, sequences)
+        return time.perf_counter() - start
+
+    precision = trl_says()            # the worker reports accelerate's precision, then waits
+    assert trl_says()["ready"]
+    our_update()      # warm-up
+    trl_update()      # warm-up (also starts TRL's clock)
+    ours, theirs = [], []
+    for i in range(args.repeats):
+        ours.append(our_update())
+        theirs.append(trl_update())
+        print(f"repeat {i + 1}/{args.repeats}: ours {ours[-1]:.1f} s, TRL {theirs[-1]:.1f} s",
+              file=sys.stderr, flush=True)
+    trl.stdin.write("\n")
+    trl.stdin.close()
+    trl.wait()
+
+    tokens = args.batch * (args.prompt + args.answer)
+    ours_tps, trl_tps = tokens / statistics.median(ours), tokens / statistics.median(theirs)
+    print(f"\nOne PPO update (policy + value), {Path(args.model).name}, {torch.get_num_threads()} threads: "
+          f"B={args.batch} episodes x (P={args.prompt} + R={args.answer}) tokens = {tokens} tokens, "
+          f"K={args.minibatches} optimizer steps, microbatch {args.micro} episodes, "
+          f"bf16 autocast={args.bf16} (TRL accelerate: {precision['mixed_precision']}), "
+          f"activation checkpointing={args.checkpointing}; median of {args.repeats} after 1 warm-up.\n")
+    print("| implementation | seconds per update (each run) | median tokens/s | best tokens/s |")
+    print("|---|---|---|---|")
+    for name, times in (("rlef ppo.py", ours), ("TRL 1.12.0 PPOTrainer", theirs)):
+        print(f"| {name} | {', '.join(f'{s:.1f}' for s in times)} | {tokens / statistics.median(times):.0f} "
+              f"| {tokens / min(times):.0f} |")
+    print(f"\nratio ours / TRL (median) = {ours_tps / trl_tps:.2f}, "
+          f"(best) = {min(theirs) / min(ours):.2f}")
+
+
+if __name__ == "__main__":
+    main()
