@@ -40,7 +40,7 @@ from sandbox import Sandbox, Test
 # vLLM runs inside the trainer's process (colocated). On CPU its KV cache must
 # be sized by hand: by default it claims ~20 GiB per process (CPU-NOTES).
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB: 46k tokens of SmolLM2
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
@@ -747,6 +747,7 @@ def main(argv: list[str] | None = None) -> None:
     if resume:
         last = checkpoints(cfg.out)[-1]
         ppo.load_checkpoint(learner, os.path.join(last, "trainer"))
+        gc.collect()  # the loaded state dicts are copies: free them before the engine starts
         with open(os.path.join(last, "state.json")) as f:
             state = json.load(f)
         start, best = state["step"], state["best_valid"]
