@@ -42,10 +42,13 @@ def test_smoke_run_killed_mid_step_resumes_and_finishes(tmp_path):
             assert time.time() < deadline, "no checkpoint after 15 minutes"
             time.sleep(1)
         time.sleep(3)
-    finally:
+    finally:  # torchrun's workers run in process groups of their own: kill every process of the run
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
+        subprocess.run(["pkill", "-9", "-f", str(out)])
         proc.wait()
+        while subprocess.run(["pgrep", "-f", str(out)], capture_output=True).returncode == 0:
+            time.sleep(0.5)  # wait until the killed ranks' memory is back
     assert steps_in(out) == [1]
     config = json.loads((out / "config.json").read_text())
     assert config["preset"] == "smoke" and config["steps"] == 2
