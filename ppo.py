@@ -22,8 +22,10 @@ Reading order:
 
 Distributed: one code path. `build` joins the torch.distributed group that
 torchrun set up (nccl on GPUs, gloo on CPU) or, under a plain `python`, makes a
-1-rank gloo group, and shards all three models with FSDP2 (`fully_shard` per
-decoder layer). Every rank calls `update` with its own share of the episodes.
+1-rank gloo group; with more than one rank it shards all three models with
+FSDP2 (`fully_shard` per decoder layer). Every rank calls `update` with its
+own share of the episodes; losses are normalised by global token counts, so
+the result does not depend on how the episodes are shared out.
 """
 from __future__ import annotations
 

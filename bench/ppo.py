@@ -3,8 +3,11 @@
 Same model (SmolLM2-135M-Instruct), same batch (B episodes of P prompt + R
 answer tokens), same schedule (K optimizer steps of B/K episodes, gradient
 accumulation over microbatches of M episodes), same precision (fp32 master
-weights, bf16 autocast), same activation checkpointing, in one run: the two
-alternate update by update and the table shows medians.
+weights, bf16 autocast), same activation checkpointing (of policy and value;
+TRL's `gradient_checkpointing` flag is a no-op in its PPO loop, so the worker
+enables it on both models itself), in one run: the two alternate update by
+update, and the table shows medians of wall-clock and CPU time (CPU time is
+the fairer measure when other processes share the cores).
 
 An "update" is everything between finished episodes and updated weights:
 pi_old, reference and value forwards over the batch, rewards and advantages,
@@ -55,6 +58,15 @@ def episode_tokens(args):
 SAY = "BENCH "   # the worker's messages to the parent, among TRL's own prints
 
 
+def clocks() -> tuple[float, float]:
+    """Wall clock, and this process's CPU time (all its threads)."""
+    return time.perf_counter(), time.process_time()
+
+
+def since(start: tuple[float, float]) -> tuple[float, float]:
+    return tuple(now - then for now, then in zip(clocks(), start))
+
+
 def say(**message):
     print(SAY + json.dumps(message), flush=True)
 
@@ -64,6 +76,7 @@ def trl_worker(args):
     its time and waits for a line on stdin, so the parent can interleave."""
     os.environ["ACCELERATE_MIXED_PRECISION"] = "bf16" if args.bf16 else "no"
     import torch
+    torch.set_num_threads(args.threads)
     import trl.experimental.ppo.ppo_trainer as trl_ppo
     from datasets import Dataset
     from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer,
@@ -81,6 +94,9 @@ def trl_worker(args):
         num_attention_heads=4, num_key_value_heads=2, num_labels=1, pad_token_id=tokenizer.pad_token_id))
     for m in (value, reward):
         m.config.pad_token_id = tokenizer.pad_token_id
+    if args.checkpointing:   # TRL's own flag is a no-op here: its PPO train() never enables it
+        for m in (policy, value):
+            m.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
     def fixed_answers(model, queries, local_rollout_forward_batch_size, pad_token_id, generation_config):
         """Stands in for sampling: the fixed answers, and their logits from one forward."""
@@ -98,18 +114,18 @@ def trl_worker(args):
         def on_train_begin(self, *a, **kw):
             say(ready=True)
             sys.stdin.readline()
-            self.start = time.perf_counter()
+            self.start = clocks()
 
         def on_step_end(self, *a, **kw):
-            say(seconds=time.perf_counter() - self.start)
+            say(seconds=since(self.start))
             sys.stdin.readline()
-            self.start = time.perf_counter()
+            self.start = clocks()
 
     updates = 1 + args.repeats
     dataset = Dataset.from_dict({"input_ids": prompts * updates})
     config = PPOConfig(
         output_dir=tempfile.mkdtemp(), report_to=[], save_strategy="no", logging_steps=10**9,
-        use_cpu=True, bf16=args.bf16, disable_tqdm=True, gradient_checkpointing=args.checkpointing,
+        use_cpu=True, bf16=args.bf16, disable_tqdm=True, gradient_checkpointing=False,
         per_device_train_batch_size=args.micro, gradient_accumulation_steps=args.batch // args.micro,
         num_mini_batches=args.minibatches, num_ppo_epochs=1, total_episodes=args.batch * updates,
         local_rollout_forward_batch_size=args.micro, response_length=args.answer, stop_token=None,
@@ -134,6 +150,7 @@ def main():
     parser.add_argument("--minibatches", type=int, default=2, help="optimizer steps per update (K)")
     parser.add_argument("--micro", type=int, default=4, help="episodes per forward/backward (M)")
     parser.add_argument("--repeats", type=int, default=3, help="timed updates each, after one warm-up")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads in each process")
     parser.add_argument("--no-checkpointing", dest="checkpointing", action="store_false")
     parser.add_argument("--no-bf16", dest="bf16", action="store_false")
     parser.add_argument("--trl-python", default="/tmp/trl-venv/bin/python")
@@ -149,6 +166,7 @@ def main():
     sys.path.insert(0, str(ROOT))
     import torch
     import ppo
+    torch.set_num_threads(args.threads)
 
     worker_args = [a for a in sys.argv[1:]] + ["--model", args.model, "--trl-worker"]
     trl = subprocess.Popen([args.trl_python, __file__, *worker_args], stdin=subprocess.PIPE,
@@ -162,7 +180,7 @@ def main():
             if line.startswith(SAY):
                 return json.loads(line[len(SAY):])
 
-    def trl_update() -> float:
+    def trl_update() -> tuple[float, float]:
         trl.stdin.write("\n")
         trl.stdin.flush()
         return trl_says()["seconds"]
@@ -176,10 +194,10 @@ def main():
                               [0.0] * len(p) + [-2.0] * len(a))
                  for i, (p, a) in enumerate(zip(prompts, answers))]
 
-    def our_update() -> float:
-        start = time.perf_counter()
+    def our_update() -> tuple[float, float]:
+        start = clocks()
         ppo.update(learner, sequences)
-        return time.perf_counter() - start
+        return since(start)
 
     precision = trl_says()            # the worker reports accelerate's precision, then waits
     assert trl_says()["ready"]
@@ -189,26 +207,30 @@ def main():
     for i in range(args.repeats):
         ours.append(our_update())
         theirs.append(trl_update())
-        print(f"repeat {i + 1}/{args.repeats}: ours {ours[-1]:.1f} s, TRL {theirs[-1]:.1f} s",
-              file=sys.stderr, flush=True)
+        print(f"repeat {i + 1}/{args.repeats}: ours {ours[-1][0]:.1f} s ({ours[-1][1]:.1f} CPU-s), "
+              f"TRL {theirs[-1][0]:.1f} s ({theirs[-1][1]:.1f} CPU-s)", file=sys.stderr, flush=True)
     trl.stdin.write("\n")
     trl.stdin.close()
     trl.wait()
 
     tokens = args.batch * (args.prompt + args.answer)
-    ours_tps, trl_tps = tokens / statistics.median(ours), tokens / statistics.median(theirs)
-    print(f"\nOne PPO update (policy + value), {Path(args.model).name}, {torch.get_num_threads()} threads: "
+    print(f"\nOne PPO update (policy + value), {Path(args.model).name}, {args.threads} torch threads each: "
           f"B={args.batch} episodes x (P={args.prompt} + R={args.answer}) tokens = {tokens} tokens, "
           f"K={args.minibatches} optimizer steps, microbatch {args.micro} episodes, "
           f"bf16 autocast={args.bf16} (TRL accelerate: {precision['mixed_precision']}), "
-          f"activation checkpointing={args.checkpointing}; median of {args.repeats} after 1 warm-up.\n")
-    print("| implementation | seconds per update (each run) | median tokens/s | best tokens/s |")
-    print("|---|---|---|---|")
-    for name, times in (("rlef ppo.py", ours), ("TRL 1.12.0 PPOTrainer", theirs)):
-        print(f"| {name} | {', '.join(f'{s:.1f}' for s in times)} | {tokens / statistics.median(times):.0f} "
-              f"| {tokens / min(times):.0f} |")
-    print(f"\nratio ours / TRL (median) = {ours_tps / trl_tps:.2f}, "
-          f"(best) = {min(theirs) / min(ours):.2f}")
+          f"activation checkpointing={args.checkpointing}; {args.repeats} updates each after 1 warm-up, "
+          f"alternating.\n")
+    print("| implementation | wall s per update | CPU s per update | tokens/s (median wall) "
+          "| tokens per CPU-s (median) |")
+    print("|---|---|---|---|---|")
+    rates = {}
+    for name, runs in (("rlef ppo.py", ours), ("TRL 1.12.0 PPOTrainer", theirs)):
+        wall, cpu = [w for w, _ in runs], [c for _, c in runs]
+        rates[name] = tokens / statistics.median(wall), tokens / statistics.median(cpu)
+        print(f"| {name} | {', '.join(f'{w:.1f}' for w in wall)} | {', '.join(f'{c:.1f}' for c in cpu)} "
+              f"| {rates[name][0]:.0f} | {rates[name][1]:.1f} |")
+    (ours_wall, ours_cpu), (trl_wall, trl_cpu) = rates.values()
+    print(f"\nratio ours / TRL: {ours_wall / trl_wall:.2f} (wall), {ours_cpu / trl_cpu:.2f} (CPU time)")
 
 
 if __name__ == "__main__":
