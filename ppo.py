@@ -66,6 +66,8 @@ class PPOConfig:
     kl_target: float | None = None  # adaptive beta (Ziegler et al. 2019): target mean KL per policy
                                     # token, in nats; None keeps beta fixed (RLEF)
     kl_horizon: int = 10_000        # adaptive beta: episodes over which beta adapts (Ziegler: 10k)
+    temperature: float = 1.0        # sampling temperature in training (RLEF: 1.0): the policy PPO
+                                    # trains is softmax(logits / T), the one the engine samples from
     gamma: float = 1.0              # discount (RLEF: 1, no discounting)
     lam: float = 1.0                # GAE lambda (RLEF: 1, i.e. return minus baseline)
     value_per_turn: bool = True     # one value per turn, V(c_t) (RLEF); False: one per token (PPO-RLHF)
@@ -333,15 +335,18 @@ def turn_advantages(rewards: torch.Tensor, values: torch.Tensor, turn: torch.Ten
 class CausalLM(nn.Module):
     """The policy (and the frozen reference): the checkpoint's decoder `model`
     and `lm_head`, so parameter names are the checkpoint's. The head runs only
-    where asked (policy tokens): prompts and feedback need no logits."""
+    where asked (policy tokens): prompts and feedback need no logits. Logits
+    are divided by the sampling temperature: the policy is what the engine
+    samples from, softmax(z / T)."""
 
-    def __init__(self, lm: nn.Module):
+    def __init__(self, lm: nn.Module, temperature: float = 1.0):
         super().__init__()
         self.model, self.lm_head = lm.model, lm.lm_head   # shared Parameter if tied
+        self.temperature = temperature
 
     def forward(self, inputs, attention, where):
         hidden = self.model(input_ids=inputs, attention_mask=attention, use_cache=False).last_hidden_state
-        return self.lm_head(hidden[where]).float()
+        return self.lm_head(hidden[where]).float() / self.temperature
 
 
 class ValueModel(nn.Module):
@@ -423,8 +428,9 @@ def build(model_path: str, config: PPOConfig = PPOConfig()) -> Learner:
     from transformers import AutoModel, AutoModelForCausalLM
     mesh = init_distributed()
     load = dict(dtype=torch.float32)
-    policy = CausalLM(AutoModelForCausalLM.from_pretrained(model_path, **load))
-    reference = CausalLM(AutoModelForCausalLM.from_pretrained(model_path, **load)).eval().requires_grad_(False)
+    t = config.temperature
+    policy = CausalLM(AutoModelForCausalLM.from_pretrained(model_path, **load), t)
+    reference = CausalLM(AutoModelForCausalLM.from_pretrained(model_path, **load), t).eval().requires_grad_(False)
     value = ValueModel(AutoModel.from_pretrained(model_path, **load))
     if config.checkpointing:
         for m in (policy, value):

@@ -22,11 +22,11 @@ PROMPTS = ["Read two integers from standard input and print their sum.",
            "Print the words hello and world on one line."]
 
 
-def recompute_logprobs(model, prompt, answer):
-    """log pi(answer_t | prompt, answer_<t) as the trainer computes it (fp32)."""
+def recompute_logprobs(model, prompt, answer, temperature=1.0):
+    """log pi(answer_t | prompt, answer_<t) as the trainer computes it (fp32, softmax(z / T))."""
     ids = torch.tensor([prompt + answer])
     with torch.no_grad():
-        logits = model(ids).logits.float()
+        logits = model(ids).logits.float() / temperature
     return logits.log_softmax(-1)[0, len(prompt) - 1:-1].gather(-1, torch.tensor(answer)[:, None])[:, 0]
 
 
@@ -70,6 +70,14 @@ def test_vllm_and_hf_give_the_same_greedy_tokens_and_logprobs(vllm_fp32, hf, pro
         assert torch.allclose(recompute_logprobs(hf.model, p, c.ids), torch.tensor(c.logprobs), atol=1e-4)
 
 
+def test_sampled_logprobs_are_those_of_the_tempered_distribution(vllm_fp32, hf, prompts):
+    torch.manual_seed(0)
+    for engine in (vllm_fp32, hf):
+        for p, c in zip(prompts, engine.generate(prompts, [12] * 3, temperature=0.7, top_p=1.0)):
+            torch.testing.assert_close(recompute_logprobs(hf.model, p, c.ids, 0.7), torch.tensor(c.logprobs),
+                                       rtol=0, atol=1e-4)
+
+
 def test_weight_sync_changes_greedy_output_and_the_originals_bring_it_back(vllm_bf16, hf, prompts):
     before = [c.ids for c in vllm_bf16.generate(prompts, [24] * 3, 0.0, 1.0)]
     original = {k: t.clone() for k, t in hf.model.state_dict().items()}
@@ -82,9 +90,10 @@ def test_weight_sync_changes_greedy_output_and_the_originals_bring_it_back(vllm_
 
 
 def test_bf16_vllm_episodes_on_the_easy_set(smollm2, vllm_bf16, hf):
-    """A few real multi-turn episodes with the training engine (bf16)."""
+    """A few real multi-turn episodes with the training engine (bf16), sampled
+    at T = 0.7: the behaviour log-probs are those of softmax(z / T)."""
     tok = data.load_tokenizer(smollm2)
-    cfg = Config(max_turns=2, max_new_tokens=96, max_context=1536, temperature=1.0)
+    cfg = Config(max_turns=2, max_new_tokens=96, max_context=1536, temperature=0.7)
     with Sandbox(workers=2) as sb:
         eps = rlef.rollout(vllm_bf16, sb, tok, data.load_easy("valid")[:4], cfg, random.Random(0))
     for ep in eps:
@@ -94,7 +103,7 @@ def test_bf16_vllm_episodes_on_the_easy_set(smollm2, vllm_bf16, hf):
         # behaviour log-probs of a bf16 engine vs the fp32 trainer
         mask = torch.tensor(ep.policy_mask[1:], dtype=torch.bool)
         with torch.no_grad():
-            logits = hf.model(torch.tensor([ep.ids])).logits.float()
+            logits = hf.model(torch.tensor([ep.ids])).logits.float() / cfg.temperature
         trainer = logits.log_softmax(-1)[0, :-1].gather(-1, torch.tensor(ep.ids[1:])[:, None])[:, 0][mask]
         diff = (trainer - torch.tensor(ep.logprobs[1:])[mask]).abs()
         assert diff.mean() < 0.05 and diff.max() < 1.0

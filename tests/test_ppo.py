@@ -303,6 +303,19 @@ def test_update_logs_and_starts_at_zero_kl(tiny_model):
     assert again["kl_ref"] != 0.0 and again["approx_kl_old"] >= 0
 
 
+def test_policy_log_probs_are_those_of_the_tempered_distribution(tiny_model):
+    """At sampling temperature T the trained policy is softmax(z / T), for the
+    policy and the reference alike (the engine samples from it)."""
+    from transformers import AutoModelForCausalLM
+    inputs = torch.tensor([[1, 5, 7, 2, 9, 4]])
+    where = torch.ones_like(inputs, dtype=torch.bool)
+    raw = AutoModelForCausalLM.from_pretrained(tiny_model)(inputs).logits[where].float()
+    learner = ppo.build(tiny_model, small_config(temperature=0.5))
+    for model in (learner.policy, learner.reference):
+        z = model(inputs, torch.ones_like(inputs), where)
+        torch.testing.assert_close(z.log_softmax(-1), (raw / 0.5).log_softmax(-1), rtol=0, atol=1e-5)
+
+
 def test_micro_batching_does_not_change_the_update(tiny_model):
     """Gradient accumulation over 1-row microbatches gives the same weights as
     one microbatch per step: the loss is normalised per minibatch, not per microbatch."""
