@@ -441,6 +441,29 @@ def test_programs_cannot_cause_a_sandbox_error(sb, name, kind):
         assert r.verdict == "AC"
 
 
+def test_what_a_program_does_to_its_fds_stays_with_it(sb):
+    """For speed the worker keeps some memfds from one execution to the next (the
+    program's code, the output it collects). The program never holds those (its
+    code's fd is closed before it runs), and what it does to the fds it does hold
+    (append mode, non-blocking, a seek far past the end, a write into its stdin)
+    must not reach the next execution: afterwards_all_is_well runs the next ones."""
+    code = dedent("""
+        import fcntl, os
+        try:
+            os.fstat(4)
+            print("the program's code is still open")
+        except OSError:
+            pass
+        for fd in (0, 1, 2):
+            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_APPEND | os.O_NONBLOCK)
+        os.lseek(0, 1 << 20, os.SEEK_SET)
+        os.write(0, b"junk")
+        print("done")
+    """)
+    out = sb.map([(code, [Test("2 3\n", "done")])] * 4, time_limit=2)  # every worker gets one
+    assert [rs[0].verdict for rs in out] == ["AC"] * 4, out
+
+
 # -------------------------------------------------------------------- limits
 
 def test_resource_limits(sb):
@@ -454,7 +477,7 @@ def test_resource_limits(sb):
         n = 0
         try:
             while n < 500:
-                threading.Thread(target=time.sleep, args=(0.5,), daemon=True).start()
+                threading.Thread(target=time.sleep, args=(5,), daemon=True).start()  # alive till the end, even under load
                 n += 1
         except RuntimeError:
             pass
