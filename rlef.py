@@ -675,7 +675,7 @@ def evaluate(engine, sandbox, tokenizer, problems: list[Problem], cfg: Config, s
     intervals from eval.py; problems are shared out among the ranks."""
     import torch
     import torch.distributed as dist
-    from eval import bootstrap, solve_rate_by_problem
+    from eval import bootstrap
     rank, world = dist.get_rank(), dist.get_world_size()
     problems = problems[:cfg.eval_limit or None]
     mine = [p for p in problems[rank::world] for _ in range(cfg.eval_rollouts)]
