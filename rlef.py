@@ -7,6 +7,9 @@ the model answers a problem with a program, the program runs on the
 problem's public tests, failures come back as a new user message, and the
 model tries again, up to 3 answers. The final answer is judged on the private
 (+ generated) tests: reward +1 or -1, and -0.2 for each answer without code.
+`--reward rlcf` swaps the +1 / -1 for RLCF's grounding function (rlcf.py:
+compiler checks and a discriminator LLM, nothing executed), `--reward both`
+takes the mean of the two; the turns and their feedback stay the same.
 
 This file holds, top to bottom:
 - `Config`: every hyperparameter, with the paper's values where it has them.
@@ -33,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 import data
+import rlcf
 from data import Problem
 from ppo import PPOConfig
 from sandbox import Sandbox, Test
@@ -59,6 +63,12 @@ class Config(PPOConfig):
     max_turns: int = 3
     feedback: str = "execution"        # execution | none (independent samples) | random (ablation)
     reward_invalid_code: float = -0.2
+    # the terminal reward: rlef (execution: +1 / -1), rlcf (rlcf.py's grounding
+    # function) or both (their mean); see Episode.terminal_reward
+    reward: str = "rlef"
+    # RLCF's discriminator LLM; "" = the run's model (the initial policy). Loaded for
+    # --reward rlcf|both; named with --reward rlef, it only logs its agreement with the tests
+    discriminator: str = ""
     max_new_tokens: int = 384          # per answer (paper: not stated)
     max_context: int = 2048            # prompt + all turns (paper: not stated)
     top_p: float = 1.0                 # paper: no top-p/top-k in training (temperature: PPOConfig)
@@ -81,6 +91,11 @@ class Config(PPOConfig):
     keep_checkpoints: int = 2
     transcripts_per_step: int = 2      # sample conversations written to transcripts.jsonl
     out: str = ""                      # the run's folder (default runs/<preset>-<time>)
+
+    @property
+    def grounded(self) -> bool:
+        """Whether the run loads RLCF's discriminator and grounds every episode."""
+        return self.reward != "rlef" or bool(self.discriminator)
 
 
 # --------------------------------------------------------------------------
@@ -262,21 +277,34 @@ class Episode:
     overflow: bool = False           # ended because the context was full
     judged: list[str] = field(default_factory=list)     # verdicts of the final answer on judge tests
     solved: bool = False
+    grounding: rlcf.Grounding | None = None             # RLCF's verdict on the final program (cfg.grounded)
 
     @property
     def final_code(self) -> str | None:
         return self.turns[-1].code if self.turns else None
 
+    def terminal_reward(self, cfg: Config) -> float:
+        """The reward of the final answer. rlef: +1 if it passes the judge tests,
+        else -1 (RLEF.md). rlcf: the grounding function's reward, in [-1, 1]
+        (rlcf.grounding_reward). both: the mean of the two, in [-1, 1]."""
+        execution = 1.0 if self.solved else -1.0
+        if cfg.reward == "rlef":
+            return execution
+        if self.grounding is None:
+            raise ValueError(f"--reward {cfg.reward}: episode of {self.problem.name} was not grounded (rlef.ground)")
+        return self.grounding.reward if cfg.reward == "rlcf" else (execution + self.grounding.reward) / 2
+
     def rewards(self, cfg: Config) -> list[float]:
         """The environment's reward per token (RLEF.md, "Reward"): -0.2 on the last
-        token of each answer without valid code, +1 / -1 on the last policy token."""
+        token of each answer without valid code (in every reward mode), the
+        terminal reward (+1 / -1 for RLEF) on the last policy token."""
         r = [0.0] * len(self.ids)
         # (in single-turn mode the sequence holds only the last try: its turns are the last ones)
         for turn, end in zip(self.turns[-len(self.turn_ends):], self.turn_ends):
             if turn.code is None:
                 r[end] += cfg.reward_invalid_code
         if self.turn_ends:
-            r[self.turn_ends[-1]] += 1.0 if self.solved else -1.0
+            r[self.turn_ends[-1]] += self.terminal_reward(cfg)
         return r
 
 
@@ -424,6 +452,14 @@ def rollout(engine, sandbox: Sandbox, tokenizer, problems: list[Problem], cfg: C
     return episodes
 
 
+def ground(episodes: list[Episode], discriminator: rlcf.Discriminator) -> None:
+    """RLCF's grounding function on every final program (none for an episode
+    that filled the context: judged a failure, as execution judges it)."""
+    items = [(ep.problem, None if ep.overflow else ep.final_code) for ep in episodes]
+    for ep, g in zip(episodes, rlcf.ground(items, discriminator)):
+        ep.grounding = g
+
+
 def judge(sandbox: Sandbox, episodes: list[Episode]) -> None:
     """Judge final answers on the private + generated tests (+1 if all pass)."""
     gradable = [ep for ep in episodes if ep.final_code is not None and not ep.overflow]
@@ -515,7 +551,7 @@ def parse_config(argv: list[str] | None = None) -> tuple[Config, bool]:
     cfg = Config(**{**args, "preset": defaults.get("preset", known.preset)})
     cfg.out = known.out or os.path.join("runs", f"{cfg.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
     for name, allowed in (("feedback", ("execution", "none", "random")), ("engine", ("vllm", "hf")),
-                          ("kl_estimator", ("k1", "k2", "k3"))):
+                          ("kl_estimator", ("k1", "k2", "k3")), ("reward", ("rlef", "rlcf", "both"))):
         if getattr(cfg, name) not in allowed:
             raise SystemExit(f"error: --{name.replace('_', '-')} must be one of {', '.join(allowed)}")
     return cfg, resume
@@ -525,23 +561,34 @@ def parse_config(argv: list[str] | None = None) -> tuple[Config, bool]:
 # Checks before any heavy work
 # --------------------------------------------------------------------------
 
-def check_memory(model: str, cfg: Config, world: int) -> None:
-    """Refuse a model that cannot fit, from a per-rank estimate: fp32 policy,
-    reference and value model with gradients and AdamW moments, sharded over
-    the ranks (36 bytes per parameter / ranks), plus the engine's bf16 copy
-    (2 bytes per parameter / tensor-parallel size). Activations come on top."""
+def count_parameters(model: str) -> int:
+    """Parameters of a model folder or hub id, from its config alone."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
     with torch.device("meta"):
-        params = sum(p.numel() for p in AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model)).parameters())
+        return sum(p.numel() for p in AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model)).parameters())
+
+
+def check_memory(model: str, cfg: Config, world: int, discriminator: str | None = None) -> None:
+    """Refuse a model that cannot fit, from a per-rank estimate: fp32 policy,
+    reference and value model with gradients and AdamW moments, sharded over
+    the ranks (36 bytes per parameter / ranks), plus the engine's bf16 copy
+    (2 bytes per parameter / tensor-parallel size), plus RLCF's discriminator
+    where the run has one (`discriminator`: its model; a whole bf16 copy on
+    every rank, 2 bytes per parameter). Activations come on top."""
+    import torch
+    params = count_parameters(model)
     need = params * 36 / world + params * 2 / cfg.tensor_parallel_size
+    if discriminator:
+        need += 2 * (params if discriminator == model else count_parameters(discriminator))
     if torch.cuda.is_available():
         have, where = torch.cuda.get_device_properties(0).total_memory, "GPU"
     else:
         local = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
         have, where = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / local, "RAM per rank"
     if need > have:
-        raise SystemExit(f"error: {model} has {params / 1e9:.2f} B parameters: training needs about "
+        extra = f" (with the discriminator {discriminator})" if discriminator else ""
+        raise SystemExit(f"error: {model} has {params / 1e9:.2f} B parameters: training{extra} needs about "
                          f"{need / 2**30:.1f} GiB per rank ({world} ranks), {where} is {have / 2**30:.1f} GiB. "
                          f"Use more ranks or a smaller model.")
 
@@ -652,6 +699,7 @@ class Log:
             self.transcripts.write(json.dumps({
                 "step": step, "problem": ep.problem.name, "solved": ep.solved,
                 "verdicts": [t.verdict for t in ep.turns], "judged": ep.judged,
+                **({"grounding": dataclasses.asdict(ep.grounding)} if ep.grounding else {}),
                 "messages": ep.messages}) + "\n")
         self.tb.flush()
         self.transcripts.flush()
@@ -663,10 +711,13 @@ VERDICTS = ("AC", "WA", "TLE", "MLE", "RE", "OLE", "CE", "SE", "NOCODE")
 def episode_metrics(episodes: list[Episode], cfg: Config, prefix: str = "") -> dict[str, float]:
     """Totals over all ranks -> means: reward, solve rate, turns, answers
     without code, overflows, per-turn verdict shares, repairs (solved after
-    failing the public tests in turn 1)."""
+    failing the public tests in turn 1); with RLCF's discriminator, the
+    grounding reward and the discriminator's agreement with the judge tests
+    (rlcf.metrics)."""
     import ppo
     keys = ["episodes", "reward", "solved", "turns", "nocode", "overflow", "repaired"]
     keys += [f"turn{t + 1}/{v}" for t in range(cfg.max_turns) for v in VERDICTS]
+    keys += list(rlcf.COUNTS) if cfg.grounded else []
     counts = Counter()
     for ep in episodes:
         counts.update(episodes=1, reward=sum(ep.rewards(cfg)), solved=ep.solved, turns=len(ep.turns),
@@ -674,9 +725,13 @@ def episode_metrics(episodes: list[Episode], cfg: Config, prefix: str = "") -> d
                       repaired=ep.solved and ep.turns[0].verdict != "AC")
         for t, turn in enumerate(ep.turns):
             counts[f"turn{t + 1}/{turn.verdict}"] += 1
+        if cfg.grounded:
+            counts.update(rlcf.counts(ep.grounding, ep.solved))
     totals = dict(zip(keys, ppo.all_sum(*(counts[k] for k in keys))))
     n = max(totals["episodes"], 1)
-    out = {k: totals[k] / n for k in keys if k != "episodes" and not k.startswith("turn")}
+    out = {k: totals[k] / n for k in keys if k != "episodes" and not k.startswith(("turn", "rlcf/"))}
+    if cfg.grounded:
+        out.update(rlcf.metrics(totals, totals["episodes"]))
     out["turns"] = totals["turns"] / n
     for t in range(cfg.max_turns):
         answers = sum(totals[f"turn{t + 1}/{v}"] for v in VERDICTS)
@@ -757,13 +812,21 @@ def main(argv: list[str] | None = None) -> None:
     if cfg.problems_per_step < world:
         raise SystemExit(f"error: {world} ranks but only {cfg.problems_per_step} problems per step: "
                          f"every rank needs at least one")
-    check_memory(model, cfg, world)
+    judge_model = None
+    if cfg.grounded:
+        try:
+            judge_model = data.resolve_model(cfg.discriminator) if cfg.discriminator else model
+        except data.DataError as e:
+            raise SystemExit(f"error: --discriminator: {e}") from None
+    check_memory(model, cfg, world, judge_model)
     if resume and not checkpoints(cfg.out):
         raise SystemExit(f"error: --resume: no checkpoint in {cfg.out}/checkpoints")
 
     # 2. models, engine, sandbox; the run folder and its config
     learner = ppo.build(model, cfg)
     rank = dist.get_rank()
+    # RLCF's discriminator: frozen, one bf16 copy per rank, built once (its cache lives as long)
+    discriminator = rlcf.Discriminator(judge_model, device=ppo.device()) if judge_model else None
     if rank == 0:
         os.makedirs(cfg.out, exist_ok=True)
         if not resume:
@@ -794,6 +857,9 @@ def main(argv: list[str] | None = None) -> None:
         episodes = rollout(engine, sandbox, tokenizer, problems_for_step(train, cfg, step, rank, world),
                            cfg, rng, times)
         engine.sleep()
+        if discriminator is not None:
+            with timed(times, "grounding"):
+                ground(episodes, discriminator)
         with timed(times, "update"):
             stats = ppo.update(learner, [to_sequence(ep, cfg) for ep in episodes])
         with timed(times, "sync"):
