@@ -385,6 +385,17 @@ def release_memory() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e9
 
 
+def free_large_blocks_at_once() -> None:
+    """Make glibc give every block of 1 MB or more its own mmap, returned to the
+    OS when freed. By default the threshold adapts upward (to 32 MB) and freed
+    tensors stay in the heap, where the update's changing shapes fragment it: a
+    cpu-demo rank grew from 5 to 10.5 GB within one update (peak 6.5 GB with
+    this, for ~15% more update time in page faults)."""
+    import ctypes
+    with contextlib.suppress(OSError, AttributeError):  # not glibc
+        ctypes.CDLL("libc.so.6").mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
+
+
 def peak_rss_gb() -> float:
     """The most memory this process has held so far (ru_maxrss is in KB on Linux)."""
     import resource
@@ -795,6 +806,7 @@ def to_sequence(ep: Episode, cfg: Config):
 
 def main(argv: list[str] | None = None) -> None:
     cfg, resume = parse_config(argv)
+    free_large_blocks_at_once()
     import torch
     import torch.distributed as dist
     from tqdm import tqdm
