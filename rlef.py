@@ -488,8 +488,8 @@ def judge(sandbox: Sandbox, episodes: list[Episode]) -> None:
 PRESETS: dict[str, dict] = {
     # SmolLM2-135M on the easy set, sized for a 2-core laptop, where the PPO
     # update is compute-bound (~90 trained tokens/s): a step is 8 problems x 2
-    # samples, answers of at most 192 tokens; microbatches of 2,048 tokens keep
-    # a rank near 10 GB. Two departures from the paper, both for a 135M model:
+    # samples, answers of at most 192 tokens; microbatches of 2,048 tokens (a
+    # rank peaks near 6.5 GB). Two departures from the paper, both for a 135M model:
     # sampling at T = 0.7 (at 1.0 its programs are mostly noise and it never
     # solves a problem) and learning rates far above 2e-7 (a few hundred
     # episodes must move it).
