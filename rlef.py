@@ -761,7 +761,7 @@ def evaluate(engine, sandbox, tokenizer, problems: list[Problem], cfg: Config, s
     intervals from eval.py; problems are shared out among the ranks."""
     import torch
     import torch.distributed as dist
-    from eval import bootstrap
+    from eval import bootstrap, by_problem
     rank, world = dist.get_rank(), dist.get_world_size()
     problems = problems[:cfg.eval_limit or None]
     mine = [p for p in problems[rank::world] for _ in range(cfg.eval_rollouts)]
@@ -772,10 +772,7 @@ def evaluate(engine, sandbox, tokenizer, problems: list[Problem], cfg: Config, s
         eps = rollout(engine, sandbox, tokenizer, mine, run, random.Random(f"eval-{cfg.seed}-{step}-{rank}"))
         gathered = [None] * world
         dist.all_gather_object(gathered, [(ep.problem.name, ep.solved) for ep in eps])
-        by_problem: dict[str, list[bool]] = {}
-        for name, solved in sum(gathered, []):
-            by_problem.setdefault(name, []).append(solved)
-        mean, lo, hi = bootstrap([sum(v) / len(v) for v in by_problem.values()])
+        mean, lo, hi = bootstrap([sum(v) / len(v) for v in by_problem(sum(gathered, [])).values()])
         key = f"valid/{mode}_1@{cfg.max_turns}"
         out.update({key: mean, key + "_lo": lo, key + "_hi": hi})
     return out
