@@ -71,6 +71,11 @@ class Config(PPOConfig):
     discriminator: str = ""
     max_new_tokens: int = 384          # per answer (paper: not stated)
     max_context: int = 2048            # prompt + all turns (paper: not stated)
+    # end each answer where this text first appears (kept in the answer); "" = at the
+    # end-of-turn token only, as in the paper. "\n```\n" ends an answer at the line that
+    # closes its code block: the prose a small model writes after its program is
+    # never read by the environment, yet it is sampled, trained on and sent back
+    stop: str = ""
     top_p: float = 1.0                 # paper: no top-p/top-k in training (temperature: PPOConfig)
     # the engine
     engine: str = "vllm"               # vllm | hf
@@ -105,11 +110,21 @@ class Config(PPOConfig):
 @dataclass
 class Completion:
     """One sampled answer: token ids exactly as sampled, the log-probability of
-    each under the engine's (behaviour) policy, and whether it ended with the
-    end-of-turn token (False: cut by the token limit)."""
+    each under the engine's (behaviour) policy, whether it ended with the
+    end-of-turn token, and whether it ended at the stop text (Config.stop).
+    Neither: cut by the token limit."""
     ids: list[int]
     logprobs: list[float]
     finished: bool
+    stopped: bool = False
+
+
+def stop_length(tokenizer, ids: list[int], stop: str) -> int | None:
+    """How many of `ids` it takes for their text to contain `stop` (None: never),
+    i.e. where an engine that checks the text after every token stops, as vLLM does."""
+    if not stop or stop not in tokenizer.decode(ids, skip_special_tokens=True):
+        return None
+    return next(n for n in range(1, len(ids) + 1) if stop in tokenizer.decode(ids[:n], skip_special_tokens=True))
 
 
 class VLLMEngine:
@@ -134,10 +149,11 @@ class VLLMEngine:
         self.eos = self.llm.get_tokenizer().eos_token_id
 
     def generate(self, prompts: list[list[int]], max_tokens: list[int], temperature: float,
-                 top_p: float) -> list[Completion]:
+                 top_p: float, stop: str = "") -> list[Completion]:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
-        params = [SamplingParams(temperature=temperature, top_p=top_p, max_tokens=m, logprobs=0)
+        params = [SamplingParams(temperature=temperature, top_p=top_p, max_tokens=m, logprobs=0,
+                                 stop=[stop] if stop else None, include_stop_str_in_output=True)
                   for m in max_tokens]
         outputs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params, use_tqdm=False)
         completions = []
@@ -145,7 +161,8 @@ class VLLMEngine:
             o = out.outputs[0]
             ids = list(o.token_ids)
             logprobs = [lp[t].logprob for t, lp in zip(ids, o.logprobs)]
-            completions.append(Completion(ids, logprobs, finished=bool(ids) and ids[-1] == self.eos))
+            completions.append(Completion(ids, logprobs, finished=bool(ids) and ids[-1] == self.eos,
+                                          stopped=o.finish_reason == "stop" and o.stop_reason == stop))
         return completions
 
     def load_weights(self, named_tensors: Iterable[tuple[str, "torch.Tensor"]]) -> None:
@@ -181,7 +198,7 @@ class HFEngine:
         self.tokenizer = data.load_tokenizer(model)
 
     def generate(self, prompts: list[list[int]], max_tokens: list[int], temperature: float,
-                 top_p: float) -> list[Completion]:
+                 top_p: float, stop: str = "") -> list[Completion]:
         import torch
         eos, pad = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
         width = max(map(len, prompts))  # left-pad to one batch
@@ -200,7 +217,9 @@ class HFEngine:
         completions = []
         for row, lp, limit in zip(new.tolist(), logprobs.tolist(), max_tokens):
             n = row.index(eos) + 1 if eos in row[:limit] else limit
-            completions.append(Completion(row[:n], lp[:n], finished=row[n - 1] == eos))
+            at_stop = stop_length(self.tokenizer, row[:n], stop)
+            n = at_stop or n
+            completions.append(Completion(row[:n], lp[:n], finished=row[n - 1] == eos, stopped=at_stop is not None))
         return completions
 
     def load_weights(self, named_tensors: Iterable[tuple[str, "torch.Tensor"]]) -> None:
@@ -260,7 +279,7 @@ class Turn:
     public: list[str]                # verdicts on the public tests ([] without code)
     verdict: str = ""                # AC, WA, TLE, MLE, RE, OLE, CE, SE, or NOCODE
     feedback: list[str] = field(default_factory=list)  # failure lines shown next turn
-    cut: bool = False                # the answer hit max_new_tokens
+    cut: bool = False                # the answer hit max_new_tokens (not the end of turn, nor Config.stop)
 
 
 @dataclass
@@ -322,7 +341,7 @@ def add_answer(tokenizer, ep: Episode, c: Completion) -> None:
     ep.logprobs += c.logprobs
     ep.turn_ends.append(len(ep.ids) - 1)
     ep.messages.append({"role": "assistant", "content": text})
-    ep.turns.append(Turn(text=text, code=data.extract_code(text), public=[], cut=not c.finished))
+    ep.turns.append(Turn(text=text, code=data.extract_code(text), public=[], cut=not (c.finished or c.stopped)))
 
 
 def add_feedback(tokenizer, ep: Episode, message: str, answer_finished: bool, restart: bool) -> None:
@@ -426,7 +445,7 @@ def rollout(engine, sandbox: Sandbox, tokenizer, problems: list[Problem], cfg: C
             break
         room = [min(cfg.max_new_tokens, cfg.max_context - len(ep.ids)) for ep in open_eps]
         with timed(times, "generate"):
-            completions = engine.generate([ep.ids for ep in open_eps], room, cfg.temperature, cfg.top_p)
+            completions = engine.generate([ep.ids for ep in open_eps], room, cfg.temperature, cfg.top_p, cfg.stop)
         for ep, c in zip(open_eps, completions):
             add_answer(tokenizer, ep, c)
         # Public tests of every answer with code, in parallel. In the random-feedback
@@ -487,17 +506,19 @@ def judge(sandbox: Sandbox, episodes: list[Episode]) -> None:
 
 PRESETS: dict[str, dict] = {
     # SmolLM2-135M on the easy set, sized for a 2-core laptop, where the PPO
-    # update is compute-bound (~90 trained tokens/s): a step is 8 problems x 2
-    # samples, answers of at most 192 tokens; microbatches of 2,048 tokens (a
-    # rank peaks near 6.5 GB). Two departures from the paper, both for a 135M model:
-    # sampling at T = 0.7 (at 1.0 its programs are mostly noise and it never
-    # solves a problem) and learning rates far above 2e-7 (a few hundred
-    # episodes must move it).
+    # update is compute-bound (~40 trained tokens/s per rank): a step is 8 problems
+    # x 2 samples, answers of at most 192 tokens that end at the line closing their
+    # code block (`stop`: the prose a 135M model adds after its program was ~60% of
+    # its answer text), microbatches of 1,024 tokens without activation
+    # checkpointing (a rank peaks near 7 GB). Two departures from the paper, both
+    # for a 135M model: sampling at T = 0.5 (at 1.0 its programs are mostly noise
+    # and it never solves a problem) and learning rates far above 2e-7 (a few
+    # hundred episodes must move it).
     "cpu-demo": dict(model=data.SMOLLM2, train_data="easy:train", valid_data="easy:valid",
                      steps=16, problems_per_step=8, samples_per_problem=2, max_new_tokens=192,
-                     max_context=1536, temperature=0.7, lr=1e-5, value_lr=3e-5, warmup_steps=2,
-                     minibatches=2, micro_tokens=2048, eval_every=8, eval_rollouts=1,
-                     checkpoint_every=4),
+                     max_context=1536, stop="\n```\n", temperature=0.5, lr=1e-5, value_lr=3e-5,
+                     warmup_steps=2, minibatches=2, micro_tokens=1024, checkpointing=False,
+                     eval_every=8, eval_rollouts=1, checkpoint_every=2),
     # The smallest real run, for CI: two steps, a checkpoint each, a tiny evaluation.
     "smoke": dict(model=data.SMOLLM2, train_data="easy:train", valid_data="easy:valid",
                   steps=2, problems_per_step=2, samples_per_problem=2, max_turns=2,

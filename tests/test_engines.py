@@ -58,6 +58,23 @@ def vllm_bf16(smollm2):
     engine.close()
 
 
+def test_both_engines_end_answers_at_the_same_token_of_the_stop_text(vllm_fp32, hf, prompts):
+    """Config.stop: vLLM stops itself, the hf engine cuts with rlef.stop_length;
+    the same greedy answer must end at the same token in both."""
+    full = vllm_fp32.generate(prompts, [64] * 3, temperature=0.0, top_p=1.0)
+    tok = hf.tokenizer
+    # a stop text that the greedy answers contain: the first 3 characters after their 8th token
+    stop = tok.decode(full[1].ids, skip_special_tokens=True)[len(tok.decode(full[1].ids[:8])):][:3]
+    v = vllm_fp32.generate(prompts, [64] * 3, temperature=0.0, top_p=1.0, stop=stop)
+    h = hf.generate(prompts, [64] * 3, temperature=0.0, top_p=1.0, stop=stop)
+    assert [c.ids for c in v] == [c.ids for c in h]
+    assert [c.stopped for c in v] == [c.stopped for c in h]
+    assert v[1].stopped and not v[1].finished and 8 < len(v[1].ids) < len(full[1].ids)
+    for c, f in zip(v, full):
+        assert c.ids == f.ids[:len(c.ids)]
+        assert c.stopped == (rlef.stop_length(tok, f.ids, stop) is not None)
+
+
 def test_vllm_and_hf_give_the_same_greedy_tokens_and_logprobs(vllm_fp32, hf, prompts):
     v = vllm_fp32.generate(prompts, [16] * 3, temperature=0.0, top_p=1.0)
     h = hf.generate(prompts, [16] * 3, temperature=0.0, top_p=1.0)

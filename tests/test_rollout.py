@@ -106,6 +106,30 @@ def test_an_answer_cut_by_the_limit_gets_its_end_of_turn_from_the_environment(sm
     assert ep.turns[-1].cut and ep.turns[-1].code is None
 
 
+def test_stop_length_ends_an_answer_at_the_token_that_completes_the_stop_text(smol_tokenizer):
+    tok = smol_tokenizer
+    head = tok.encode("Sure!\n```python\nprint(1)\n```", add_special_tokens=False)
+    tail = tok.encode("\n\nThis prints 1.", add_special_tokens=False)
+    n = rlef.stop_length(tok, head + tail, "\n```\n")
+    assert n is not None and len(head) < n <= len(head) + 2   # the newline after the fence
+    assert "\n```\n" in tok.decode(head + tail[:n - len(head)])
+    assert "\n```\n" not in tok.decode((head + tail)[:n - 1])
+    # the opening fence of a tagged block does not stop it; no stop text: no stop
+    assert rlef.stop_length(tok, head, "\n```\n") is None
+    assert rlef.stop_length(tok, head + tail, "") is None
+
+
+def test_an_answer_ended_by_the_stop_text_is_not_cut_and_gets_its_end_of_turn(smol_tokenizer):
+    tok = smol_tokenizer
+    problem = Problem("p", "x", [Test(input="", output="1")], [Test(input="", output="1")])
+    ep = rlef.start_episode(tok, problem)
+    ids = tok.encode("```python\nprint(1)\n```\n", add_special_tokens=False)
+    rlef.add_answer(tok, ep, Completion(ids, [-1.0] * len(ids), finished=False, stopped=True))
+    rlef.add_feedback(tok, ep, "again", answer_finished=False, restart=False)
+    assert ep.ids[ep.turn_ends[-1] + 1] == tok.eos_token_id and ep.policy_mask[ep.turn_ends[-1] + 1] == 0
+    assert not ep.turns[-1].cut and ep.turns[-1].code == "print(1)"
+
+
 # ------------------------------------------------------------- turn logic
 
 class ScriptedEngine:
@@ -116,7 +140,7 @@ class ScriptedEngine:
         self.tok, self.script, self.calls = tokenizer, script, []
         self.answered = {name: 0 for name in script}
 
-    def generate(self, prompts, max_tokens, temperature, top_p):
+    def generate(self, prompts, max_tokens, temperature, top_p, stop=""):
         self.calls.append(len(prompts))
         out = []
         for prompt in prompts:
