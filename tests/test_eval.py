@@ -210,16 +210,24 @@ def test_plots(tmp_path):
 def test_eval_cli_on_a_tiny_run(tmp_path):
     out, plots = tmp_path / "results.json", tmp_path / "plots"
     run = subprocess.run([sys.executable, "eval.py", "--data", "easy:test", "--limit", "3", "--rollouts", "1",
-                          "--turns", "2", "--max-new-tokens", "64", "--out", str(out), "--plots", str(plots)],
+                          "--turns", "2", "--max-new-tokens", "64", "--stop", "\n```\n", "--out", str(out),
+                          "--plots", str(plots), "--modes", "multi-turn,single-turn,random-feedback"],
                          cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "| % (95% CI) | multi-turn | single-turn |" in run.stdout and "| 1@2 |" in run.stdout
+    assert "| % (95% CI) | multi-turn | single-turn | random-feedback |" in run.stdout and "| 1@2 |" in run.stdout
     results = json.loads(out.read_text())
-    assert results["problems"] == 3 and {m: e["count"] for m, e in results["episodes"].items()} == \
-        {"multi-turn": 3, "single-turn": 3}
-    assert list(results["multi-turn"]) == ["1@2"] and list(results["single-turn"]) == ["pass@1", "1@2"]
-    for figures in (results["multi-turn"], results["single-turn"]):
+    modes = ("multi-turn", "single-turn", "random-feedback")
+    assert results["problems"] == 3 and results["stop"] == "\n```\n"
+    assert {m: e["count"] for m, e in results["episodes"].items()} == {m: 3 for m in modes}
+    for mode in modes:
+        figures = results[mode]
+        assert list(figures) == ["pass@1", "1@2"]
         for f in figures.values():
             assert 0 <= f["lo"] <= f["mean"] <= f["hi"] <= 1
     assert sum(results["episodes"]["multi-turn"]["verdicts per turn"]["1"].values()) == 3
     assert (plots / "turns.png").read_bytes().startswith(PNG)
+
+
+def test_an_unknown_mode_is_refused_before_any_model_loads(capsys):
+    with pytest.raises(SystemExit, match="unknown mode.*random; choose from multi-turn, single-turn, random-feedback"):
+        main(["--modes", "multi-turn,random"])
