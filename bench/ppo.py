@@ -154,6 +154,7 @@ def main():
     parser.add_argument("--no-checkpointing", dest="checkpointing", action="store_false")
     parser.add_argument("--no-bf16", dest="bf16", action="store_false")
     parser.add_argument("--trl-python", default="/tmp/trl-venv/bin/python")
+    parser.add_argument("--json", default="", help="also write the medians to this file (bench/all.py)")
     parser.add_argument("--trl-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.model is None:
@@ -231,6 +232,9 @@ def main():
               f"| {rates[name][0]:.0f} | {rates[name][1]:.1f} |")
     (ours_wall, ours_cpu), (trl_wall, trl_cpu) = rates.values()
     print(f"\nratio ours / TRL: {ours_wall / trl_wall:.2f} (wall), {ours_cpu / trl_cpu:.2f} (CPU time)")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"ours_tok_s": ours_wall, "trl_tok_s": trl_wall, "tokens": tokens,
+                                               "checkpointing": args.checkpointing}))
 
 
 if __name__ == "__main__":

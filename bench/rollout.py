@@ -9,6 +9,7 @@ share of the rollout spent generating, in the sandbox, and (vLLM) on one
 weight sync of the whole model, as the training loop does after each update.
 """
 import argparse
+import json
 import random
 import sys
 import time
@@ -27,6 +28,7 @@ def main():
     ap.add_argument("--problems", type=int, default=16)
     ap.add_argument("--samples", type=int, default=2)
     ap.add_argument("--max-new-tokens", type=int, default=256)
+    ap.add_argument("--json", default="", help="also write the figures to this file (bench/all.py)")
     args = ap.parse_args()
     model = data.resolve_model(data.SMOLLM2)
     tok = data.load_tokenizer(model)
@@ -62,6 +64,10 @@ def main():
               f"{g:.0%} | {s:.1%} | {sync:.2f} |")
     v, h = rows
     print(f"\nvLLM / hf generated tokens/s: {v[5] / h[5]:.1f}x")
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "episodes": len(problems), "vllm_tok_s": v[5], "hf_tok_s": h[5], "vllm_episodes_s": v[6],
+            "hf_episodes_s": h[6], "sync_s": v[9]}))
 
 
 if __name__ == "__main__":

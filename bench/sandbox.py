@@ -42,6 +42,7 @@ ms: freeing it all), the rest in Python. A fresh interpreter per test costs 13-1
 ms (the subprocess column).
 """
 import argparse
+import json
 import os
 import resource
 import statistics
@@ -150,6 +151,7 @@ def main():
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--trivial", type=int, default=1000, help="number of trivial stdin/stdout tests")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", default="", help="also write the medians to this file (bench/all.py)")
     args = parser.parse_args()
 
     print(f"machine: {os.cpu_count()} cores, load average at start {os.getloadavg()[0]:.2f}; "
@@ -213,6 +215,10 @@ def main():
           f"({he_ours - floor:+.3f} s).")
     print(f"Idle-machine capacity from CPU per test: {args.workers / cpu:.0f} trivial tests/s on "
           f"{args.workers} cores. Load average at the end: {os.getloadavg()[0]:.2f}.")
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "humaneval_s": he_ours, "humaneval_baseline_s": he_theirs, "trivial_per_s": tr_ours,
+            "trivial_baseline_per_s": tr_theirs, "cpu_ms_per_test": cpu * 1000, "trivial_tests": len(trivial)}))
 
 
 if __name__ == "__main__":
