@@ -259,7 +259,7 @@ def plot_learning_curve(metrics_jsonl: str, png: str) -> None:
         rows = [json.loads(line) for line in f if line.strip()]
     fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(7, 6))
     top.plot([r["step"] for r in rows], [r["reward"] for r in rows], marker="." if len(rows) < 50 else None)
-    top.set(ylabel="mean reward", title=os.path.dirname(os.path.abspath(metrics_jsonl)))
+    top.set(ylabel="mean reward", title=os.path.basename(os.path.dirname(os.path.abspath(metrics_jsonl))))
     keys = sorted({k for r in rows for k in r if re.fullmatch(r"valid/\w+_\d+@\d+", k)})
     for key in keys:
         evals = [r for r in rows if key in r]
