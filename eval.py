@@ -302,8 +302,7 @@ def evaluate_model(args, ks: list[int]) -> tuple[dict, dict[str, dict[int, Count
     breakdowns = {}
     with Sandbox(workers=cfg.sandbox_workers) as sb:
         for mode in args.modes.split(","):
-            feedback = MODES[mode]
-            run = dataclasses.replace(cfg, feedback=feedback)
+            run = dataclasses.replace(cfg, feedback=MODES[mode])
             rng = random.Random(args.seed)
             torch.manual_seed(args.seed)  # the engines sample with torch's RNG
             eps = in_chunks(lambda chunk: rlef.rollout(engine, sb, tokenizer, chunk, run, rng),
