@@ -1,6 +1,6 @@
 """Rollout throughput: vLLM vs the transformers engine on the same episodes.
 
-    .venv/bin/python bench/rollout.py [--problems 16] [--samples 2]
+    .venv/bin/python bench/rollout.py [--problems 8] [--samples 2]
 
 Both engines play the same multi-turn episodes (SmolLM2-135M-Instruct, easy
 set valid split, 3 turns, temperature 1, bf16) through the same sandbox, one
@@ -25,7 +25,7 @@ from sandbox import Sandbox  # noqa: E402
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--problems", type=int, default=16)
+    ap.add_argument("--problems", type=int, default=8)
     ap.add_argument("--samples", type=int, default=2)
     ap.add_argument("--max-new-tokens", type=int, default=256)
     ap.add_argument("--json", default="", help="also write the figures to this file (bench/all.py)")
