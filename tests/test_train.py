@@ -1,6 +1,6 @@
 """The training loop end to end: `torchrun --nproc_per_node 2 rlef.py --preset smoke`
 on this CPU with the real vLLM engine, killed with SIGKILL during its second
-step and resumed."""
+step, resumed, and compared with the same run left alone."""
 import contextlib
 import json
 import os
@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 import rlef
 
@@ -69,6 +70,27 @@ def test_smoke_run_killed_mid_step_resumes_and_finishes(tmp_path):
     assert list((out / "tensorboard").iterdir())
     transcript = json.loads((out / "transcripts.jsonl").read_text().splitlines()[0])
     assert transcript["messages"][0]["role"] == "user"
+
+    # the same run, uninterrupted, ends with the same figures and the same weights
+    straight = tmp_path / "straight"
+    done = subprocess.run([*TORCHRUN, "rlef.py", "--preset", "smoke", "--out", str(straight)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, errors(done.stdout + done.stderr)
+    assert deterministic_metrics(out) == deterministic_metrics(straight)
+    assert (out / "transcripts.jsonl").read_text() == (straight / "transcripts.jsonl").read_text()
+    from safetensors.torch import load_file
+    resumed_weights, straight_weights = (load_file(run / "checkpoints" / "step-000002" / "policy" / "model.safetensors")
+                                         for run in (out, straight))
+    assert resumed_weights.keys() == straight_weights.keys()
+    assert all(torch.equal(resumed_weights[k], straight_weights[k]) for k in resumed_weights)
+
+
+def deterministic_metrics(out: Path) -> list[dict]:
+    """A run's metrics without the ones that measure this machine (times, memory, speeds)."""
+    clock = ("ppo/experience_s", "ppo/update_s", "ppo/tokens_per_s")
+    rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in row.items() if not k.startswith(("time/", "memory/")) and k not in clock}
+            for row in rows]
 
 
 def test_config_flags_presets_and_clear_errors(tmp_path, capsys):
