@@ -35,6 +35,7 @@ import os
 import re
 import shutil
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -184,7 +185,9 @@ def extract_code(response: str) -> str | None:
     if not code.strip():
         return None
     try:
-        ast.parse(code)
+        with warnings.catch_warnings():  # the model's "\d" or `x is 1` would print to the console
+            warnings.simplefilter("ignore")
+            ast.parse(code)
     except (SyntaxError, ValueError):  # ValueError: null bytes
         return None
     return code

@@ -80,11 +80,11 @@ def static_check(code: str, entry_point: str | None = None) -> list[str]:
         with warnings.catch_warnings():  # SyntaxWarnings (`x is 1`, "\d") are not errors
             warnings.simplefilter("ignore")
             compile(code, "solution.py", "exec", dont_inherit=True)  # not this file's __future__ flags
+            tree = ast.parse(code)
     except SyntaxError as e:
         return [f"line {e.lineno or 1}: {type(e).__name__}: {e.msg}"]
     except ValueError as e:  # null bytes
         return [f"line 1: SyntaxError: {e}"]
-    tree = ast.parse(code)
     calls = {(n.func.lineno, n.func.col_offset) for n in ast.walk(tree)
              if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
     check = checker.Checker(tree, filename="solution.py")

@@ -93,6 +93,14 @@ def test_extract_code(response, expected):
     assert extract_code(response) == expected
 
 
+def test_extract_code_keeps_the_models_syntax_warnings_off_the_console():
+    import warnings
+    code = 'x = 1if True else 2\nprint("\\d")'   # both warn when parsed, neither is an error
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert extract_code(f"```python\n{code}\n```") == code
+
+
 # ---------------------------------------------------------------- CodeContests
 
 def test_codecontests_file_is_filtered_and_converted():
