@@ -389,19 +389,27 @@ def load_humaneval() -> list[Problem]:
 # --------------------------------------------------------------------------
 
 def load_easy(split: str) -> list[Problem]:
-    """The built-in easy set (easyset.py): train / valid / test, split by family."""
+    """The built-in easy set (easyset.py): train / valid / test, split by family.
+    `train:function` or `train:stdin` keeps one style (a curriculum: SmolLM2-135M
+    solves some function-call problems and no stdin one, so only the former give
+    it a reward to learn from)."""
     import easyset
+    split, _, style = split.partition(":")
+    if style not in ("", "function", "stdin"):
+        raise DataError(f"the easy set's styles are function and stdin (easy:train:function); not '{style}'")
     rows = [r for r in easyset.problems() if split == "all" or r["split"] == split]
     if not rows:
         raise DataError(f"the easy set has splits train, valid, test (and all); not '{split}'")
+    rows = [r for r in rows if style in ("", "function" if r["entry_point"] else "stdin")]
     return [Problem(**{k: v for k, v in r.items() if k not in ("split", "family")}) for r in rows]
 
 
-DATASETS = "easy:{train,valid,test,all}, humaneval, codecontests:{train,valid,test}, or a .jsonl/.parquet file"
+DATASETS = ("easy:{train,valid,test,all}[:{function,stdin}], humaneval, codecontests:{train,valid,test}, "
+            "or a .jsonl/.parquet file")
 
 
 def load_problems(spec: str) -> list[Problem]:
-    """`easy:train`, `humaneval`, `codecontests:valid`, or a file path."""
+    """`easy:train`, `easy:train:function`, `humaneval`, `codecontests:valid`, or a file path."""
     name, _, split = spec.partition(":")
     if name == "easy":
         return load_easy(split or "train")

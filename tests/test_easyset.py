@@ -171,3 +171,13 @@ def test_load_easy_through_data():
     assert p.judge_tests == p.private_tests and p.solution and p.time_limit == 2.0
     assert data.first_turn_messages(p)[0]["content"].startswith(
         "Provide a Python solution for the following competitive programming question: ")
+
+
+def test_load_easy_keeps_one_style_on_request():
+    train = data.load_problems("easy:train")
+    function, stdin = data.load_problems("easy:train:function"), data.load_problems("easy:train:stdin")
+    assert function and all(p.entry_point for p in function)
+    assert stdin and all(p.entry_point is None for p in stdin)
+    assert sorted(p.name for p in function + stdin) == sorted(p.name for p in train)
+    with pytest.raises(data.DataError, match="styles are function and stdin"):
+        data.load_problems("easy:train:functions")
