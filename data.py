@@ -164,6 +164,18 @@ _FENCE = re.compile(r"^[ \t]*(`{3,})[ \t]*([\w+-]*)[^\n]*\n(.*?)(?:^[ \t]*\1[ \t
 _PYTHON_TAGS = {"python", "py", "python3", "py3"}
 
 
+def code_block(response: str) -> str | None:
+    """The code block of a model's answer, whether or not it is valid Python
+    (rules 1 and 2 of `extract_code`); None when there is none or it is empty."""
+    blocks = [(m.group(2).lower(), m.group(3)) for m in _FENCE.finditer(response)]
+    candidates = [body for tag, body in blocks if tag in _PYTHON_TAGS] or \
+                 [body for tag, body in blocks if tag == ""]
+    if not candidates:
+        return None
+    code = max(candidates, key=len).strip("\n")
+    return code if code.strip() else None
+
+
 def extract_code(response: str) -> str | None:
     """The program in a model's answer, or None when there is no valid code.
 
@@ -174,15 +186,12 @@ def extract_code(response: str) -> str | None:
     2. Of the candidates, the longest wins (the first on ties): answers that
        add a short usage example after the solution keep the solution.
     3. No valid code: no candidate, an empty block, or a block that
-       `ast.parse` rejects. Such a turn gets the paper's -0.2 penalty.
+       `ast.parse` rejects. Such a turn gets the paper's -0.2 penalty; a block
+       that does not parse still runs on the public tests (rlef.rollout), so
+       the feedback shows its syntax error, as the paper's does.
     """
-    blocks = [(m.group(2).lower(), m.group(3)) for m in _FENCE.finditer(response)]
-    candidates = [body for tag, body in blocks if tag in _PYTHON_TAGS] or \
-                 [body for tag, body in blocks if tag == ""]
-    if not candidates:
-        return None
-    code = max(candidates, key=len).strip("\n")
-    if not code.strip():
+    code = code_block(response)
+    if code is None:
         return None
     try:
         with warnings.catch_warnings():  # the model's "\d" or `x is 1` would print to the console

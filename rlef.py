@@ -448,17 +448,21 @@ def rollout(engine, sandbox: Sandbox, tokenizer, problems: list[Problem], cfg: C
             completions = engine.generate([ep.ids for ep in open_eps], room, cfg.temperature, cfg.top_p, cfg.stop)
         for ep, c in zip(open_eps, completions):
             add_answer(tokenizer, ep, c)
-        # Public tests of every answer with code, in parallel. In the random-feedback
-        # ablation the feedback comes from the tests of another problem.
-        with_code = [ep for ep in open_eps if ep.turns[-1].code is not None]
+        # Public tests of every answer with a code block, in parallel. A block that
+        # does not compile runs too: the sandbox answers CE with its syntax error,
+        # the paper's feedback for syntax errors (its turn still gets the -0.2
+        # for invalid code). In the random-feedback ablation the feedback comes
+        # from the tests of another problem.
+        program = {id(ep): data.code_block(ep.turns[-1].text) for ep in open_eps}
+        with_code = [ep for ep in open_eps if program[id(ep)] is not None]
         shown = {id(ep): ep.problem for ep in with_code}
         if cfg.feedback == "random":
             others = list({id(p): p for p in problems}.values())
             for ep in with_code:
                 choices = [p for p in others if p is not ep.problem] or others
                 shown[id(ep)] = rng.choice(choices)
-        jobs = [(ep.turns[-1].code, ep.problem.public_tests, ep.problem) for ep in with_code]
-        jobs += [(ep.turns[-1].code, shown[id(ep)].public_tests, shown[id(ep)]) for ep in with_code
+        jobs = [(program[id(ep)], ep.problem.public_tests, ep.problem) for ep in with_code]
+        jobs += [(program[id(ep)], shown[id(ep)].public_tests, shown[id(ep)]) for ep in with_code
                  if cfg.feedback == "random"]
         with timed(times, "sandbox"):
             results = run_many(sandbox, jobs, stop_on_failure=False)
@@ -470,12 +474,12 @@ def rollout(engine, sandbox: Sandbox, tokenizer, problems: list[Problem], cfg: C
             t.feedback = failure_lines(shown[id(ep)].public_tests, feedback_results)
         for ep, c in zip(open_eps, completions):
             t = ep.turns[-1]
-            if t.code is None:
+            if program[id(ep)] is None:
                 t.verdict = "NOCODE"
             if t.verdict == "AC" or last:
                 ep.done = True
                 continue
-            message = data.no_code_message() if t.code is None else data.feedback_message(t.feedback)
+            message = data.no_code_message() if t.verdict == "NOCODE" else data.feedback_message(t.feedback)
             add_feedback(tokenizer, ep, message, c.finished, restart=cfg.feedback == "none")
     with timed(times, "sandbox"):
         judge(sandbox, episodes)

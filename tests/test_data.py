@@ -93,6 +93,13 @@ def test_extract_code(response, expected):
     assert extract_code(response) == expected
 
 
+def test_code_block_is_the_same_block_whether_or_not_it_parses():
+    assert data.code_block("```python\ndef f(:\n    pass\n```") == "def f(:\n    pass"
+    assert data.code_block("Here:\n```py\nx = 1\n```\nDone.") == extract_code("Here:\n```py\nx = 1\n```\nDone.")
+    assert data.code_block("```python\n\n```") is None and data.code_block("no code") is None
+    assert data.code_block("```bash\necho hi\n```") is None
+
+
 def test_extract_code_keeps_the_models_syntax_warnings_off_the_console():
     import warnings
     code = 'x = 1if True else 2\nprint("\\d")'   # both warn when parsed, neither is an error

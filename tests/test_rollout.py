@@ -258,3 +258,35 @@ def test_function_call_problems_get_the_checks_message_as_feedback(smol_tokenize
     [ep] = rlef.rollout(ScriptedEngine(tok, script), sandbox, tok, [problem], Config(), random.Random(0))
     assert [t.verdict for t in ep.turns] == ["WA", "AC"] and ep.solved
     assert "AssertionError: add(1, 2) returned -1" in ep.messages[2]["content"]
+
+
+def test_a_function_that_raises_is_reported_in_the_programs_own_lines(smol_tokenizer, sandbox):
+    """The traceback of a check that calls the program names test.py and
+    solution.py with their lines, never the sandbox's own wrapper."""
+    tok = smol_tokenizer
+    problem = Problem("fn", "[fn] Write `half(n)`.", [Test(check="_got = half(4)\nassert _got == 2")],
+                      [Test(check="assert half(2) == 1")], entry_point="half")
+    script = {"fn": ["```python\ndef half(n):\n    return n / 0\n```"] * 2}
+    [ep] = rlef.rollout(ScriptedEngine(tok, script), sandbox, tok, [problem], Config(max_turns=2), random.Random(0))
+    feedback = ep.messages[2]["content"]
+    assert 'File "test.py", line 1, in <module>\n    _got = half(4)' in feedback
+    assert 'File "solution.py", line 2, in half\n    return n / 0' in feedback
+    assert "ZeroDivisionError" in feedback and "sandbox" not in feedback
+
+
+def test_code_that_does_not_parse_gets_its_syntax_error_as_feedback_and_the_penalty(smol_tokenizer, sandbox):
+    """The paper's feedback for syntax errors is the error itself; telling the
+    model its answer had no code block (it had one) gave it nothing to repair.
+    SmolLM2's "no code" answers were mostly this: 88 of 96 at T = 0.5 on train."""
+    tok = smol_tokenizer
+    broken = "```python\na, b = map(int, input().split()\nprint(a + b)\n```"
+    script = {"broken": [broken, GOOD]}
+    cfg = Config(max_turns=3)
+    [ep] = rlef.rollout(ScriptedEngine(tok, script), sandbox, tok, [sum_problem("broken")], cfg, random.Random(0))
+    assert [t.verdict for t in ep.turns] == ["CE", "AC"] and ep.solved
+    assert ep.turns[0].code is None and ep.turns[0].public == ["CE"]
+    feedback = ep.messages[2]["content"]
+    assert feedback.startswith("Your code failed the following tests:\n- input '1 2\n' failed: ")
+    assert "SyntaxError: '(' was never closed" in feedback and 'File "solution.py", line 1' in feedback
+    r = ep.rewards(cfg)  # still invalid code: -0.2 on that turn
+    assert r[ep.turn_ends[0]] == pytest.approx(-0.2) and sum(r) == pytest.approx(0.8)
