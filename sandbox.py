@@ -599,7 +599,7 @@ def _warm_up() -> None:
     for _ in range(12):
         os.lseek(0, 0, os.SEEK_SET)
         error, source = _exec_main(program, type(sys)("__main__"))
-        _report(error, "solution.py", source)
+        _report(error, {"solution.py": source})
         _flush()
     os.dup2(saved, 0)
     os.close(saved), os.close(data)
@@ -1111,7 +1111,7 @@ def _run_program(program: bytes, check: bool) -> None:
     error, source = _exec_main(program, main)
     if check:
         run_check(main.__dict__, error, source)  # exits
-    status = _report(error, "solution.py", source)
+    status = _report(error, {"solution.py": source})
     threading_module = sys.modules.get("threading")
     if threading_module is not None:  # what the interpreter does at exit:
         threading_module._shutdown()  # wait for the program's threads,
@@ -1157,7 +1157,7 @@ def _check_runner():
     def run_check(program: dict, error, program_source: bytes) -> None:
         restore()
         if error is not None:  # no T: the test never runs
-            status = _report(error, "solution.py", program_source)
+            status = _report(error, {"solution.py": program_source})
             _flush()
             _exit(status)
         blocking(True)  # the program may have made fd 3 non-blocking
@@ -1182,7 +1182,7 @@ def _check_runner():
             restore()
             if isinstance(e, AssertionError):
                 send(b"A")
-            status = _report(e, "test.py", source) or 1
+            status = _report(e, {"test.py": source, "solution.py": program_source}) or 1
             _flush()
             _exit(status)
         restore()
@@ -1233,8 +1233,9 @@ def _as_builtin(value, budget: list):
     raise AssertionError(f"returned a {kind.__name__!r} object; tests compare built-in values only")
 
 
-def _report(error, filename: str, source: bytes) -> int:
-    """Exit status for how the code ended, printing the traceback like Python."""
+def _report(error, sources: dict[str, bytes]) -> int:
+    """Exit status for how the code ended, printing the traceback like Python
+    (`sources`: file name -> source, for the lines the traceback quotes)."""
     if error is None:
         return 0
     if isinstance(error, SystemExit):
@@ -1247,9 +1248,14 @@ def _report(error, filename: str, source: bytes) -> int:
         return 1
     try:
         import linecache, traceback
-        lines = source.decode("utf-8", "replace").splitlines(True)
-        linecache.cache[filename] = (len(source), None, lines, filename)
-        traceback.print_exception(type(error), error, error.__traceback__.tb_next, file=sys.__stderr__)
+        for filename, source in sources.items():
+            lines = source.decode("utf-8", "replace").splitlines(True)
+            linecache.cache[filename] = (len(source), None, lines, filename)
+        report = traceback.TracebackException(type(error), error, error.__traceback__.tb_next)
+        # the harness's own frames (the wrapper around the program's functions)
+        # would show the program this file's path and line numbers: not its business
+        report.stack = traceback.StackSummary.from_list([f for f in report.stack if f.filename != __file__])
+        sys.__stderr__.write("".join(report.format()))
     except BaseException:
         os.write(2, f"{type(error).__name__}\n".encode())
     return 1
