@@ -152,7 +152,7 @@ def with_intervals(scores: dict[str, list[float]]) -> dict[str, dict[str, float]
 
 def turn_breakdown(episodes) -> dict[int, Counter]:
     """Per turn, how many answers got each public-test verdict (the paper's
-    error analysis: wrong answer, timeout, runtime error, passed, no code)."""
+    error analysis: wrong answer, timeout, runtime or syntax error, passed, no code)."""
     table: dict[int, Counter] = {}
     for ep in episodes:
         for i, t in enumerate(ep.turns, 1):
@@ -214,7 +214,7 @@ def markdown_table(columns: dict[str, dict[str, dict[str, float]]]) -> str:
 
 
 VERDICT_GROUPS = {"passed": ("AC",), "wrong answer": ("WA",), "timeout": ("TLE",),
-                  "runtime error": ("RE", "CE", "MLE", "OLE", "SE"), "no code": ("NOCODE",)}
+                  "runtime or syntax error": ("RE", "CE", "MLE", "OLE", "SE"), "no code": ("NOCODE",)}
 
 
 def _pyplot():
@@ -235,7 +235,7 @@ def _save(fig, png: str) -> None:
 def plot_turn_breakdown(breakdowns: dict[str, dict[int, Counter]], png: str) -> None:
     """Stacked bars per turn and mode: the share of rollouts whose answer at
     that turn passed the public tests, failed them (wrong answer, timeout,
-    runtime error: RE, CE, MLE, OLE, SE) or held no code."""
+    runtime or syntax error: RE, CE, MLE, OLE, SE) or held no code block."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(breakdowns), figsize=(4 * len(breakdowns), 3.6), sharey=True, squeeze=False)
     for ax, (mode, table) in zip(axes[0], breakdowns.items()):
