@@ -207,7 +207,10 @@ def _compile(source: str, filename: str) -> bytes:
     """The marshalled code object plus the source (for tracebacks). Compiling runs
     nothing, so it happens here in the caller: it is the CE check, and a child that
     compiled would pay ~180 page faults for touching the compiler's state."""
-    code = marshal.dumps(compile(source, filename, "exec", dont_inherit=True, optimize=0))
+    import warnings
+    with warnings.catch_warnings():  # the program's SyntaxWarnings ("\d", `1[0]`) are not the caller's
+        warnings.simplefilter("ignore")
+        code = marshal.dumps(compile(source, filename, "exec", dont_inherit=True, optimize=0))
     return struct.pack("<I", len(code)) + code + source.encode()
 
 

@@ -322,3 +322,12 @@ def test_stale_worker_cgroups_are_removed():
     with Sandbox(workers=1) as pool:
         assert pool.isolation["memory_cgroup"]
         assert not os.path.exists(path)
+
+
+def test_the_programs_syntax_warnings_stay_off_the_callers_console(sb, capfd):
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning would even turn into a CE here
+        [r] = sb.run_tests("x = [1, 2]\nif False:\n    print(1[0])\nprint('\\d')\n", [Test(input="", output="\\d\n")])
+    assert r.verdict == "AC"
+    assert "SyntaxWarning" not in capfd.readouterr().err
