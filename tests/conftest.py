@@ -38,6 +38,24 @@ def tiny_model(smollm2, tmp_path_factory) -> str:
     return str(folder)
 
 
+@pytest.fixture(scope="session")
+def smollm2_wrong_eos(smollm2, tmp_path_factory) -> str:
+    """SmolLM2 as transformers 4.56 to 5.17 converted it, and worse: the
+    tokenizer, config.json and generation_config.json all name <|im_start|>
+    (the bos, id 1) as the eos. The weights are the same file (a link)."""
+    import json
+    folder = tmp_path_factory.mktemp("smollm2-wrong-eos")
+    for name in os.listdir(smollm2):
+        if name not in ("model.safetensors", "rlef-conversion.json"):  # as an older conversion left it
+            (folder / name).write_bytes((Path(smollm2) / name).read_bytes())
+    (folder / "model.safetensors").symlink_to(Path(smollm2) / "model.safetensors")
+    wrong = {"tokenizer_config.json": {"eos_token": "<|im_start|>", "eos_token_id": 1},
+             "config.json": {"eos_token_id": 1}, "generation_config.json": {"eos_token_id": 1}}
+    for name, edits in wrong.items():
+        (folder / name).write_text(json.dumps({**json.loads((folder / name).read_text()), **edits}))
+    return str(folder)
+
+
 def pytest_collection_modifyitems(items):
     """Run the torchrun training test first: its two ranks need ~17 GB, and
     later in-process engines (vLLM, transformers) leave this process holding

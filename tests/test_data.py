@@ -1,7 +1,9 @@
 """data.py: prompt text, code extraction, loaders and their error messages."""
 import json
+import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ from data import DataError, Problem, extract_code
 from sandbox import Sandbox, Test, TestResult
 
 SAMPLE = Path(__file__).parent / "data" / "codecontests_sample.jsonl"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 # ---------------------------------------------------------------- prompt text
@@ -268,3 +271,77 @@ def test_stats_cli():
     for title in ("## easy set", "## HumanEval", "## CodeContests file"):
         assert title in out.stdout
     assert "<|im_start|>user\nProvide a Python solution" in out.stdout
+
+
+# --------------------------------------------------------------------------
+# The end of an answer: from the chat template, checked against the metadata
+# --------------------------------------------------------------------------
+
+def test_the_end_of_turn_is_the_token_the_template_puts_after_an_answer(smollm2, smollm2_wrong_eos):
+    from transformers import AutoTokenizer
+    for folder in (smollm2, smollm2_wrong_eos):  # the metadata does not matter, the template does
+        tok = AutoTokenizer.from_pretrained(folder)
+        assert tok.convert_ids_to_tokens(data.end_of_turn(tok)) == "<|im_end|>"
+    tok = AutoTokenizer.from_pretrained(smollm2)  # a Llama 3 style template
+    tok.add_special_tokens({"additional_special_tokens": ["<|eot_id|>", "<|start_header_id|>", "<|end_header_id|>"]})
+    tok.chat_template = ("{% for m in messages %}{{ '<|start_header_id|>' + m['role'] + '<|end_header_id|>\\n\\n' "
+                         "+ m['content'] | trim + '<|eot_id|>' }}{% endfor %}")
+    assert tok.convert_ids_to_tokens(data.end_of_turn(tok)) == "<|eot_id|>"
+
+
+def test_wrong_eos_metadata_is_reported_and_answers_end_at_the_templates_token(smollm2, smollm2_wrong_eos):
+    with pytest.warns(UserWarning) as caught:
+        tok = data.load_tokenizer(smollm2_wrong_eos)
+    [message] = [str(w.message) for w in caught if "ends answers" in str(w.message)]
+    assert "chat template ends answers with <|im_end|> (2)" in message
+    for where in ("the tokenizer's eos_token", "config.json's eos_token_id", "generation_config.json's eos_token_id"):
+        assert f"{where} is <|im_start|> (1)" in message
+    assert (tok.eos_token, tok.eos_token_id, tok.pad_token_id) == ("<|im_end|>", 2, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the correct folder: nothing to report
+        assert data.load_tokenizer(smollm2).eos_token_id == 2
+
+
+def test_the_embedded_model_is_converted_with_its_end_of_turn_as_eos(smollm2):
+    from transformers import AutoConfig, AutoTokenizer, GenerationConfig
+    folder = Path(smollm2)
+    assert json.loads((folder / data.CONVERSION_STAMP).read_text())["format"] == data.CONVERSION_FORMAT
+    assert AutoTokenizer.from_pretrained(folder).eos_token == "<|im_end|>"
+    assert AutoConfig.from_pretrained(folder).eos_token_id == 2
+    assert GenerationConfig.from_pretrained(folder).eos_token_id == 2
+
+
+TRANSFORMERS_5_17 = ["transformers==5.17.0", "huggingface-hub==1.33.0"]
+
+
+@pytest.mark.slow
+def test_conversion_under_transformers_5_17_is_correct_and_replaces_an_older_one(smollm2_wrong_eos, tmp_path):
+    """transformers 4.56 to 5.17 read the GGUF's eos as <|im_start|>. Under 5.17
+    (installed once into a side folder of the user cache), a cached folder
+    from an older conversion (no stamp, wrong eos) is converted again, and the
+    new one names <|im_end|> as eos in tokenizer, config and generation config."""
+    import shutil
+    import subprocess
+    side = data.cache_dir() / "test-transformers-5.17"
+    if not (side / "transformers" / "__init__.py").exists():
+        pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(side),
+                              *TRANSFORMERS_5_17], capture_output=True, text=True)
+        if pip.returncode:
+            shutil.rmtree(side, ignore_errors=True)
+            pytest.skip(f"could not install {' '.join(TRANSFORMERS_5_17)}: {pip.stderr.strip()[-300:]}")
+    old = tmp_path / "rlef" / "SmolLM2-135M-Instruct"
+    shutil.copytree(smollm2_wrong_eos, old, symlinks=True)  # what an older conversion left: no stamp
+    probe = ("import json, sys, transformers, data\n"
+             "from transformers import AutoConfig, AutoTokenizer, GenerationConfig\n"
+             "folder = data.resolve_model(data.SMOLLM2)\n"
+             "print(json.dumps([transformers.__version__, folder, AutoTokenizer.from_pretrained(folder).eos_token,\n"
+             "                  AutoConfig.from_pretrained(folder).eos_token_id,\n"
+             "                  GenerationConfig.from_pretrained(folder).eos_token_id]))\n")
+    env = {**os.environ, "PYTHONPATH": f"{side}:{ROOT}", "XDG_CACHE_HOME": str(tmp_path)}
+    p = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    version, folder, eos, config_eos, generation_eos = json.loads(p.stdout.splitlines()[-1])
+    assert version == "5.17.0" and folder == str(old) and "older conversion" in p.stderr
+    assert (eos, config_eos, generation_eos) == ("<|im_end|>", 2, 2)
+    stamp = json.loads((old / data.CONVERSION_STAMP).read_text())
+    assert stamp["transformers"] == "5.17.0" and not (old / "model.safetensors").is_symlink()
