@@ -372,21 +372,33 @@ def device() -> torch.device:
     return torch.device("cpu")
 
 
+def torchrun_env() -> None:
+    """Under a plain `python`, the variables torchrun sets, for one rank: RANK,
+    LOCAL_RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT (a free port). Then
+    torch.distributed and vLLM's external launcher (rlef.vllm_args) take the
+    same path with or without torchrun."""
+    if "RANK" in os.environ:
+        return
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", LOCAL_WORLD_SIZE="1",
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+
+
 def init_distributed():
     """Join torchrun's process group (nccl on GPUs, gloo on CPU), or make a
-    1-rank one under a plain `python`; return the 1-D device mesh FSDP2 shards over."""
+    1-rank one under a plain `python`; return the 1-D device mesh FSDP2 shards
+    over. nccl is bound to this rank's GPU (`device_id`): it then neither
+    guesses the device from the global rank nor warns at every barrier."""
     dev = device()
     if not dist.is_initialized():
-        backend = "nccl" if dev.type == "cuda" else "gloo"
+        torchrun_env()
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
-        if "WORLD_SIZE" in os.environ:
-            dist.init_process_group(backend)
+            dist.init_process_group("nccl", device_id=dev)
         else:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                port = s.getsockname()[1]
-            dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+            dist.init_process_group("gloo")
     return init_device_mesh(dev.type, (dist.get_world_size(),))
 
 
