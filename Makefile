@@ -3,9 +3,12 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-NPROC  ?= 2
-# GPU machines get CUDA vLLM, everything else vLLM's CPU build.
-REQS   := $(if $(shell command -v nvidia-smi 2>/dev/null),requirements.txt,requirements-cpu.txt)
+# GPU machines get CUDA vLLM and the GPU demo on one rank per GPU; everything
+# else vLLM's CPU build and the CPU demo on 2 ranks.
+GPUS   := $(shell nvidia-smi -L 2>/dev/null | grep -c '^GPU')
+REQS   := $(if $(filter 0,$(GPUS)),requirements-cpu.txt,requirements.txt)
+NPROC  ?= $(if $(filter 0,$(GPUS)),2,$(GPUS))
+PRESET ?= $(if $(filter 0,$(GPUS)),cpu-demo,gpu-demo)
 
 .PHONY: install test test-fast demo bench clean
 
@@ -27,7 +30,7 @@ test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
 
 demo: install
-	$(BIN)/torchrun --nproc_per_node $(NPROC) rlef.py --preset cpu-demo
+	$(BIN)/torchrun --nproc_per_node $(NPROC) rlef.py --preset $(PRESET)
 
 bench: install
 	$(BIN)/python bench/sandbox.py
