@@ -118,6 +118,12 @@ class Test:
         return hash((self.input, self.output, self.check))
 
 
+class IsolationError(RuntimeError):
+    """Sandbox() found no way to isolate programs here (no namespaces, no Landlock
+    with seccomp). The message names what failed and the remedies; running anyway
+    takes Sandbox(..., allow_unisolated=True)."""
+
+
 class TestResult:
     """verdict: one of VERDICTS, or SKIP. time: CPU seconds (user + system) of the
     program's process. wall: wall-clock seconds. exit_code: exit status, -N if
@@ -283,6 +289,7 @@ class _Worker:
 
     def __init__(self, uid: int):
         self.uid, self.proc, self.isolation, self.poller = uid, None, {}, None
+        self.mode = None  # once known, a restarted worker must isolate as the first did
 
     def spawn(self) -> None:
         import subprocess
@@ -307,6 +314,11 @@ class _Worker:
         self.isolation = _read_frame(self.proc.stdout.fileno(), time.monotonic() + 60, self.poller)
         if "error" in self.isolation:
             raise RuntimeError("sandbox worker failed to start: " + self.isolation["error"])
+        if self.mode is not None and self.isolation["mode"] != self.mode:  # never degrade silently
+            self.stop()
+            raise RuntimeError(f"a restarted sandbox worker isolates by {self.isolation['mode']!r}, not "
+                               f"{self.mode!r} as when the Sandbox started: {self.isolation['reason']}")
+        self.mode = self.isolation["mode"]
 
     def execute(self, code: bytes, test: Test, check: bytes, time_limit: float, memory_limit_mb: int) -> TestResult:
         if self.proc is None:
@@ -414,7 +426,7 @@ class Sandbox:
     """A pool of pre-started workers (default: one per core). Thread-safe: several
     threads may call run_tests/map at once. Use as a context manager or close()."""
 
-    def __init__(self, workers: int | None = None):
+    def __init__(self, workers: int | None = None, allow_unisolated: bool = False):
         import queue, random, threading
         count = workers or os.cpu_count() or 1
         # One distinct unprivileged uid per worker, drawn at random far above real
@@ -427,17 +439,45 @@ class Sandbox:
                 worker.spawn()
             for worker in self._workers:
                 worker.handshake()
+            modes = {worker.mode for worker in self._workers}
+            if len(modes) > 1:
+                raise RuntimeError(f"sandbox workers disagree on how to isolate: {sorted(modes)}")
+            #: Which protections hold here: see the module docstring and the README.
+            self.isolation = dict(self._workers[0].isolation)
+            if self.isolation["mode"] == "unisolated" and not allow_unisolated:
+                raise IsolationError(_isolation_error(self.isolation))
         except BaseException:
             for worker in self._workers:
                 worker.stop()
             raise
-        #: What isolation is active here (the README lists what remains without it).
-        self.isolation = dict(self._workers[0].isolation)
+        if self.isolation["mode"] == "unisolated":
+            _warn_unisolated(self.isolation)
         self.uids = [w.uid for w in self._workers] if self.isolation["unprivileged_uid"] else []
         self._threads = [threading.Thread(target=self._serve, args=(w,), daemon=True)
                          for w in self._workers]
         for thread in self._threads:
             thread.start()
+
+    def describe(self) -> str:
+        """One line for a log: the mode, what holds, and what is lost."""
+        iso = self.isolation
+        if iso["mode"] == "namespaces":
+            names = [n for n in ("user", "mount", "pid", "network", "ipc") if iso[n + "_namespace"]]
+            parts = [f"namespaces ({', '.join(names)}), private read-only root"]
+        elif iso["mode"] == "landlock":
+            parts = [f"Landlock ABI {iso['landlock']} + seccomp, no namespaces"]
+        else:
+            parts = ["UNISOLATED (allow_unisolated=True)"]
+        parts.append(f"uids {min(self.uids)}.. (one per worker)" if iso["unprivileged_uid"] else "the caller's uid")
+        limits = [name for name, key in (("memory", "memory_cgroup"), ("pids", "pids_cgroup"), ("kill", "cgroup_kill"))
+                  if iso[key]]
+        parts.append(f"cgroup {iso['cgroup']}" + (f" {'+'.join(limits)}" if limits else " unused"))
+        line = "sandbox: " + ", ".join(parts)
+        if iso["lost"]:
+            line += "; LOST: " + "; ".join(iso["lost"])
+        if iso["reason"]:
+            line += f" (why: {iso['reason']})"
+        return line
 
     def run_tests(self, code: str, tests, time_limit: float = 10.0, memory_limit_mb: int = 1024,
                   stop_on_failure: bool = False) -> list[TestResult]:
@@ -489,6 +529,39 @@ class Sandbox:
         self.close()
 
 
+def _isolation_error(isolation: dict) -> str:
+    return (
+        "no way to isolate programs works here, so they would run with your rights: they could read the "
+        "tests' expected outputs from this process's memory, read and write your files, use the network "
+        "and kill your processes (kill(-1)).\n"
+        f"What failed: {isolation['reason']}.\n"
+        "Remedies, any one of:\n"
+        "  - allow unprivileged user namespaces: sysctl -w user.max_user_namespaces=15000 (older Debian "
+        "kernels also kernel.unprivileged_userns_clone=1);\n"
+        "  - on Ubuntu 23.10 and later (AppArmor): sysctl -w kernel.apparmor_restrict_unprivileged_userns=0, "
+        "or an AppArmor profile for this Python that allows `userns,`;\n"
+        "  - in a container: --cap-add SYS_ADMIN --security-opt seccomp=unconfined --security-opt "
+        "apparmor=unconfined (namespaces), or a seccomp profile that allows landlock_create_ruleset, "
+        "landlock_add_rule and landlock_restrict_self (Landlock: Linux 5.13 or later with landlock "
+        "in the lsm= boot parameter);\n"
+        "  - run as root;\n"
+        "  - or run unisolated on purpose: Sandbox(..., allow_unisolated=True), --allow-unisolated on "
+        "rlef.py and eval.py.")
+
+
+_warned_unisolated = False
+
+
+def _warn_unisolated(isolation: dict) -> None:
+    """Once per process: running unisolated is a choice, never a silent fallback."""
+    global _warned_unisolated
+    if not _warned_unisolated:
+        _warned_unisolated = True
+        import warnings
+        warnings.warn("sandbox: programs run UNISOLATED (allow_unisolated=True). LOST: "
+                      + "; ".join(isolation["lost"]) + f". Why: {isolation['reason']}", RuntimeWarning, stacklevel=3)
+
+
 _default: Sandbox | None = None
 _default_lock = _thread.allocate_lock()
 
@@ -507,14 +580,32 @@ def run_tests(code: str, tests, time_limit: float = 10.0, memory_limit_mb: int =
 
 # ------------------------------------------------------------ the worker side
 # Everything below runs in the worker process and its children, never in the caller.
+#
+# A worker isolates its programs in the first of three modes that works here
+# (Sandbox.isolation["mode"]; the README has a table of what each one answers):
+#   namespaces  New mount, pid, network and ipc namespaces (unprivileged: inside a
+#               user namespace) and a private, read-only root. The program sees
+#               nothing of the host. Needs root, or unprivileged user namespaces.
+#   landlock    No namespaces: user namespaces refused (a sysctl, or Ubuntu's
+#               AppArmor rule), or root without CAP_SYS_ADMIN (Docker's defaults).
+#               Landlock limits the files the program may open; a seccomp filter,
+#               the system calls it may make (the network, signals and tracing of
+#               other processes, kernel interfaces it has no use for); rlimits, the rest.
+#   unisolated  Neither: rlimits only. Sandbox() refuses it unless allow_unisolated=True.
+# In every mode a cgroup, where one is writable, bounds the memory (v1 or v2) and
+# the number of processes (v2) of all of an execution's processes together.
 
-CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWUSER = 0x20000, 0x8000000, 0x10000000
-CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC = 0x20000, 0x2000000, 0x4000000, 0x8000000
+CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_NOATIME, MS_NODIRATIME = 1, 2, 4, 8, 1024, 2048
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE, MS_RELATIME = 32, 4096, 16384, 1 << 18, 1 << 21
+ST_RELATIME = 4096  # statvfs's f_flag
+MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV = 1, 2, 4
+AT_FDCWD, AT_RECURSIVE = -100, 0x8000
 MNT_DETACH = 2
-PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP = 1, 4, 24
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_GET_SECCOMP, PR_SET_SECCOMP, PR_CAPBSET_DROP = 1, 4, 21, 22, 24
 PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 36, 38
+SECCOMP_MODE_FILTER = 2
 M_ARENA_MAX = -8
 # What a child can see of the host: the Python install and the libraries it loads.
 _VISIBLE = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc/ld.so.cache")
@@ -527,16 +618,36 @@ _PRELOAD = ("array", "bisect", "collections", "copy", "datetime", "decimal", "fr
 _libc = None
 
 
-def _check(result: int, what: str) -> None:
-    if result != 0:
+def _failed(what: str, errno: int) -> OSError:
+    """An OSError that names the call and its errno: "unshare(CLONE_NEWUSER): ENOSPC
+    (No space left on device)". IsolationError quotes these to the user."""
+    import errno as codes
+    return OSError(errno, f"{what}: {codes.errorcode.get(errno, errno)} ({os.strerror(errno)})")
+
+
+def _check(result: int, what: str) -> int:
+    if result < 0:
         import ctypes
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"{what}: {os.strerror(errno)}")
+        raise _failed(what, ctypes.get_errno())
+    return result
 
 
 def _mount(source, target, fstype, flags, data=None) -> None:
-    enc = lambda s: None if s is None else s.encode()
+    enc = lambda s: None if s is None else s.encode()  # noqa: E731
     _check(_libc.mount(enc(source), enc(target), enc(fstype), flags, enc(data)), f"mount {target}")
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+def _write(path: str, text: str) -> None:
+    try:
+        with open(path, "w") as f:
+            f.write(text)
+    except OSError as e:
+        raise _failed(f"write {text!r} to {path}", e.errno) from None
 
 
 def _worker_main(uid: int) -> None:
@@ -608,64 +719,122 @@ def _warm_up() -> None:
     os.close(saved), os.close(data)
 
 
-def _enter_namespaces(isolation: dict) -> None:
-    """New mount, pid, network and ipc namespaces, each where the kernel allows it.
-    Unprivileged, a user namespace first (we become root inside it only)."""
-    uid, gid = os.getuid(), os.getgid()
-    isolation["user_namespace"] = uid != 0 and _libc.unshare(CLONE_NEWUSER) == 0
-    if isolation["user_namespace"]:
-        for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
-            with open(f"/proc/self/{name}", "w") as f:
-                f.write(text)
-    for name, flag in (("mount", CLONE_NEWNS), ("pid", CLONE_NEWPID), ("network", CLONE_NEWNET),
-                       ("ipc", CLONE_NEWIPC)):
-        isolation[name + "_namespace"] = _libc.unshare(flag) == 0
-
-
-def _cgroup_path(uid: int) -> str | None:
-    """Our own memory cgroup (v1), where a per-worker child cgroup goes."""
-    with open("/proc/self/cgroup") as f:
-        for line in f:
-            _, controllers, path = line.rstrip("\n").split(":", 2)
-            if "memory" in controllers.split(","):
-                return f"/sys/fs/cgroup/memory{path.rstrip('/')}/rlef-sandbox-{uid}"
-    return None
-
-
-def _join_memory_cgroup(uid: int) -> tuple[int | None, int | None]:
-    """Move the worker into a memory cgroup of its own, where its children are born
-    (moving each child instead would cost ~15 ms). Returns fds of its limit and
-    OOM counter, or Nones where cgroup v1 memory is not there or not writable."""
-    path = _cgroup_path(uid)
-    try:
-        parent = os.path.dirname(path)
-        for stale in os.listdir(parent):  # left by workers that were killed; rmdir
-            if stale.startswith("rlef-sandbox-"):  # refuses any cgroup still in use
-                try:
-                    os.rmdir(os.path.join(parent, stale))
-                except OSError:
-                    pass
-        os.makedirs(path, exist_ok=True)
-        with open(path + "/cgroup.procs", "w") as f:
-            f.write("0")
-        return os.open(path + "/memory.limit_in_bytes", os.O_WRONLY), os.open(path + "/memory.oom_control", os.O_RDONLY)
-    except (OSError, TypeError):  # TypeError: no memory cgroup at all (path is None)
-        return None, None
-
-
-def _supervise(worker: int, uid: int) -> None:
-    """The process outside the pid namespace: wait for the worker (pid 1 inside,
-    so its death kills every process there), then remove its cgroup."""
-    os.waitpid(worker, 0)
-    path = _cgroup_path(uid)
-    for _ in range(100):
+def _probe(setup) -> str | None:
+    """Run setup() in a forked child that exits afterwards, so that the worker learns
+    whether it works without being changed by it (an unshare cannot be undone, and
+    on Ubuntu 24.04 unshare(CLONE_NEWUSER) succeeds and only what follows fails).
+    Returns None if it worked, else what failed."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
         try:
-            if path and os.path.isdir(path):
-                os.rmdir(path)
-            break
-        except OSError:
-            time.sleep(0.01)  # its last processes are still exiting
-    os._exit(0)
+            os.close(read)
+            setup()
+            os._exit(0)
+        except BaseException as e:  # "[Errno 1] mount /: EPERM (...)" -> "mount /: EPERM (...)"
+            os.write(write, (re.sub(r"^\[Errno \d+\] ", "", str(e)) or type(e).__name__).encode()[:2000])
+        finally:
+            os._exit(1)
+    os.close(write)
+    with open(read, "rb") as f:
+        message = f.read().decode(errors="replace")  # until the child (and its children) exit
+    status = os.waitpid(pid, 0)[1]
+    return None if status == 0 else message or f"failed (wait status {status})"
+
+
+# ---------------------------------------------------------------- namespaces
+
+def _enter_namespaces(user: bool) -> None:
+    """New mount, pid, network and ipc namespaces. Unprivileged (user=True), a user
+    namespace first, in which we are root, mapped to our own uid outside."""
+    uid, gid = os.getuid(), os.getgid()
+    if user:
+        _check(_libc.unshare(CLONE_NEWUSER), "unshare(CLONE_NEWUSER)")
+        for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
+            _write(f"/proc/self/{name}", text)
+    for name, flag in (("CLONE_NEWNS", CLONE_NEWNS), ("CLONE_NEWPID", CLONE_NEWPID),
+                       ("CLONE_NEWNET", CLONE_NEWNET), ("CLONE_NEWIPC", CLONE_NEWIPC)):
+        _check(_libc.unshare(flag), f"unshare({name})")
+
+
+def _try_namespaces(user: bool) -> None:
+    """All of the namespace mode's setup, for _probe: the namespaces, and the private
+    root built by pid 1 of the new pid namespace (only it may mount that /proc)."""
+    _enter_namespaces(user)
+    failure = _probe(lambda: _build_root(with_proc=True))
+    if failure:
+        raise RuntimeError(failure)
+
+
+def _build_root(with_proc: bool) -> None:
+    """Chroot into a private, read-only view: the Python install and system
+    libraries bound read-only, four device nodes, our own /proc, and /sandbox, where
+    the working directory is mounted (_Executor.fresh_workdir). Threats: writing
+    outside the working directory (/tmp, home, the repository), and reading files
+    that hold tests (datasets, caches, the caller's files): they are not there."""
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing we mount leaks to the host
+    new = "/tmp"  # covered by a tmpfs in this mount namespace only
+    _mount("tmpfs", new, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m")
+    paths = list(_VISIBLE)
+    for prefix in (sys.base_prefix, sys.base_exec_prefix):
+        if not any(prefix == p or prefix.startswith(p + "/") for p in paths):
+            paths.append(prefix)  # e.g. a pyenv install under /root
+    for path in paths + list(_DEVICES):
+        target = new + path
+        if os.path.islink(path):
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.symlink(os.readlink(path), target)
+            continue
+        if os.path.isdir(path):
+            os.makedirs(target, exist_ok=True)
+        elif os.path.exists(path):
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            open(target, "w").close()
+        else:
+            continue
+        # Recursive: GPU nodes mount driver files under /usr, and in a user namespace
+        # such submounts are locked to their parent: a bind without them is EINVAL.
+        _mount(path, target, None, MS_BIND | MS_REC)
+        _read_only(target, device=path in _DEVICES)
+    if with_proc:  # shows only this pid namespace: the caller is invisible
+        os.mkdir(new + "/proc")
+        _mount("proc", new + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    os.mkdir(new + "/sandbox")
+    _mount(None, new, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    os.chroot(new)
+    os.chdir("/")
+
+
+def _read_only(target: str, device: bool) -> None:
+    """Make a recursive bind read-only and nosuid (and nodev, but for device nodes),
+    every mount in it included: otherwise a submount (say /usr/local/nvidia) would
+    stay writable. mount_setattr(2) with AT_RECURSIVE does it in one call (Linux
+    5.12); before that, each mount is remounted on its own (bubblewrap's way). Both
+    only add flags: the flags a user namespace locks on a mount (nosuid, nodev,
+    noexec, atime) cannot be cleared there, and a remount that dropped one is EPERM."""
+    flags = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | (0 if device else MOUNT_ATTR_NODEV)
+    attr = struct.pack("<QQQQ", flags, 0, 0, 0)  # struct mount_attr: set, clear, propagation, userns
+    if _libc.syscall(_SYSCALLS["mount_setattr"][_ARCH], AT_FDCWD, target.encode(), AT_RECURSIVE,
+                     attr, len(attr)) == 0:
+        return
+    import ctypes
+    errno = ctypes.get_errno()
+    if errno != 38:  # ENOSYS: the kernel predates it; anything else is a real failure
+        raise _failed(f"mount_setattr {target}", errno)
+    with open("/proc/self/mountinfo") as f:  # field 5: the mount point, octal-escaped
+        points = [_unescape(line.split()[4]) for line in f]
+    for point in points:
+        if point == target or point.startswith(target + "/"):
+            locked = os.statvfs(point).f_flag  # keep them: see above
+            remount = MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | (0 if device else MS_NODEV)
+            remount |= locked & (MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME)
+            remount |= MS_RELATIME if locked & ST_RELATIME else 0
+            _mount(None, point, None, remount)
+
+
+def _unescape(field: str) -> str:
+    """A path from /proc/self/mountinfo, where space, tab, newline and backslash are octal escapes."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), field)
 
 
 def _count_tasks(uid: int) -> int:
@@ -681,45 +850,509 @@ def _count_tasks(uid: int) -> int:
     return count
 
 
-def _build_root(with_proc: bool) -> None:
-    """Chroot into a private, read-only view: the Python install and system
-    libraries bound read-only, four device nodes, our own /proc, and a fresh tmpfs
-    /sandbox for working directories. Threats: writing outside the working directory
-    (/tmp, home, the repository), and reading files that hold tests (datasets,
-    caches, the caller's files): they are simply not there."""
-    _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing we mount leaks to the host
-    new = "/tmp"  # covered by a tmpfs in this mount namespace only
-    _mount("tmpfs", new, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m")
-    paths = list(_VISIBLE)
-    if not any(sys.base_prefix.startswith(p + "/") for p in paths):
-        paths.append(sys.base_prefix)  # e.g. a pyenv install under /root
-    for path in paths + list(_DEVICES):
-        target = new + path
-        if os.path.islink(path):
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            os.symlink(os.readlink(path), target)
+def _children(parent: int) -> list[int]:
+    """The processes whose parent is `parent`, from /proc."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if int(f.read().rpartition(")")[2].split()[1]) == parent:
+                    found.append(int(pid))
+        except (OSError, ValueError, IndexError):
+            pass
+    return found
+
+
+def _supervise(worker: int, cgroups: list[str], workroot: str | None) -> None:
+    """The worker's parent, outside its pid namespace if it has one: wait for the
+    worker (pid 1 there, so its death kills every process of that namespace), kill
+    whatever it left (we are a subreaper: orphans of its programs come to us), then
+    remove its cgroups, deepest first, and its working folder on the host."""
+    os.waitpid(worker, 0)
+    ours = os.getpgid(0)
+    while True:
+        for pid in _children(os.getpid()):
+            try:  # its whole process group at once, or a fork bomb's children outrun us
+                if os.getpgid(pid) != ours:
+                    os.killpg(os.getpgid(pid), signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        try:
+            os.wait()
+        except ChildProcessError:
+            break
+    for path in cgroups:
+        for _ in range(100):
+            try:
+                if os.path.exists(path + "/cgroup.kill"):  # v2: what escaped the worker
+                    _write(path + "/cgroup.kill", "1")
+                if os.path.isdir(path):
+                    os.rmdir(path)
+                break
+            except OSError:
+                time.sleep(0.01)  # its last processes are still exiting
+    if workroot:
+        try:
+            _empty(workroot)
+            os.rmdir(workroot)
+        except OSError:
+            pass
+    os._exit(0)
+
+
+# ------------------------------------------------------------------- cgroups
+
+def _cgroups(mountinfo: str, cgroup: str) -> tuple[str, str | None, str | None, str | None]:
+    """The cgroup hierarchies here, from /proc/self/mountinfo and /proc/self/cgroup:
+    ("v2", "v1", "hybrid" or "none"; the directory of our memory cgroup under v1;
+    that of our cgroup under v2; where v2 is mounted). Hybrid is what systemd long set up: the
+    controllers on v1 hierarchies, and a v2 hierarchy, often without controllers,
+    beside them. A hierarchy counts only where it is mounted: /proc/self/cgroup also
+    lists hierarchies that this mount namespace cannot reach."""
+    v1, v2 = {}, None  # v1: controller -> (root, mount point) of its hierarchy
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        dash = fields.index("-")
+        where = (_unescape(fields[3]), _unescape(fields[4]))
+        if fields[dash + 1] == "cgroup2":
+            v2 = where
+        elif fields[dash + 1] == "cgroup":
+            v1.update((option, where) for option in fields[dash + 3].split(","))
+    memory = unified = None
+    for line in cgroup.splitlines():
+        number, controllers, path = line.split(":", 2)
+        if number == "0" and v2:
+            unified = _cgroup_dir(v2, path)
+        elif "memory" in controllers.split(",") and "memory" in v1:
+            memory = _cgroup_dir(v1["memory"], path)
+    version = "hybrid" if v1 and v2 else "v1" if v1 else "v2" if v2 else "none"
+    return version, memory, unified, v2 and v2[1]
+
+
+def _cgroup_dir(where: tuple[str, str], path: str) -> str | None:
+    """Where cgroup `path` of a hierarchy is, given the (root, mount point) of a mount of it."""
+    root, point = where
+    if root == "/":
+        return point + path.rstrip("/")
+    if path == root or path.startswith(root + "/"):
+        return point + path[len(root):]
+    return None  # outside what is mounted here
+
+
+def _v1_memory_path(memory: str, uid: int) -> str:
+    return f"{memory}/rlef-sandbox-{uid}"
+
+
+def _join_v1_memory_cgroup(memory: str, uid: int) -> tuple[int, int]:
+    """cgroup v1: move the worker into a memory cgroup of its own, where its children
+    are born (moving each child instead would cost ~15 ms there). Returns fds of its
+    limit and its OOM counter. Root only: v1 is not delegated to users."""
+    path = _v1_memory_path(memory, uid)
+    for stale in os.listdir(memory):  # left by workers that were killed; rmdir
+        if stale.startswith("rlef-sandbox-"):  # refuses any cgroup still in use
+            try:
+                os.rmdir(os.path.join(memory, stale))
+            except OSError:
+                pass
+    os.makedirs(path, exist_ok=True)
+    _write(path + "/cgroup.procs", "0")
+    return os.open(path + "/memory.limit_in_bytes", os.O_WRONLY), os.open(path + "/memory.oom_control", os.O_RDONLY)
+
+
+def _v2_base(unified: str, mount_point: str) -> str:
+    """Where a worker's cgroup v2 tree goes: our own cgroup if it is the root of the
+    hierarchy (root on a machine or VM of its own, the GPU nodes), else its parent.
+    The no-internal-processes rule lets a cgroup hand controllers to its children
+    only while it holds no processes itself, and our own cgroup holds the caller.
+    Under systemd that parent is a scope with Delegate=yes in which the trainer was
+    started in a leaf cgroup (the README shows how); we never move the caller."""
+    return unified if unified == mount_point else os.path.dirname(unified)
+
+
+class _CgroupV2:
+    """All of one execution's processes in a cgroup v2 of their own:
+
+        BASE/rlef-sandbox-UID/         holds no processes; hands memory and pids down
+        BASE/rlef-sandbox-UID/worker/  the worker, where each child is born
+        BASE/rlef-sandbox-UID/run/     each child moves itself here before the program
+                                       runs: memory.max, memory.swap.max, pids.max;
+                                       emptied with cgroup.kill after each execution
+
+    Threats: a memory bomb spread over many processes, each within its RLIMIT_AS
+    (memory.max bounds their sum, swap included, and memory.events counts the OOM
+    kills: MLE); a fork bomb (pids.max); processes that outlive the program
+    (cgroup.kill kills all of them at once, fork races included). The move costs
+    each execution ~50 us of CPU, and on an idle machine the wall time of an RCU
+    grace period (a few ms). We write only `+memory +pids` into BASE's
+    cgroup.subtree_control, and our own directories. Controllers that BASE cannot
+    have (cgroup.controllers) are reported absent, never faked."""
+
+    def __init__(self, base: str, uid: int):
+        self.top = f"{base}/rlef-sandbox-{uid}"
+        self.paths = [self.top + "/run", self.top + "/worker", self.top]  # deepest first
+        available = _read(base + "/cgroup.controllers").split()
+        wanted = [c for c in ("memory", "pids") if c in available]
+        enabled = _read(base + "/cgroup.subtree_control").split()
+        if set(wanted) - set(enabled):
+            try:
+                _write(base + "/cgroup.subtree_control", " ".join("+" + c for c in wanted if c not in enabled))
+            except OSError:  # e.g. EBUSY: BASE holds processes (a container's own root)
+                wanted = [c for c in wanted if c in enabled]
+        self.missing = [c for c in ("memory", "pids") if c not in wanted]
+        for attempt in range(3):
+            _remove_stale_v2(base)
+            try:
+                self._make(wanted)
+                break
+            except FileNotFoundError:  # another worker's stale scan removed ours: again
+                self._remove()
+                if attempt == 2:
+                    raise
+        run = self.top + "/run"
+        self.procs = os.open(run + "/cgroup.procs", os.O_WRONLY)  # each child writes "0" here
+        self.kill = os.open(run + "/cgroup.kill", os.O_WRONLY) if os.path.exists(run + "/cgroup.kill") else None
+        self.limit = self.events = None
+        if "pids" in wanted:
+            _write(run + "/pids.max", str(NPROC))
+        if "memory" in wanted:
+            _write(run + "/memory.oom.group", "1")  # an OOM kill takes the whole execution
+            if os.path.exists(run + "/memory.swap.max"):
+                _write(run + "/memory.swap.max", "0")
+            self.limit = os.open(run + "/memory.max", os.O_WRONLY)
+            self.events = os.open(run + "/memory.events", os.O_RDONLY)
+
+    def _make(self, controllers: list[str]) -> None:
+        os.mkdir(self.top)
+        if controllers:
+            _write(self.top + "/cgroup.subtree_control", " ".join("+" + c for c in controllers))
+        os.mkdir(self.top + "/worker")
+        _write(self.top + "/worker/cgroup.procs", "0")  # from here on, no stale scan removes it
+        os.mkdir(self.top + "/run")
+
+    def _remove(self) -> None:
+        for path in self.paths:
+            try:
+                os.rmdir(path)
+            except OSError:
+                pass
+
+
+def _remove_stale_v2(base: str) -> None:
+    """Remove the trees of workers that were killed before they could. A tree whose
+    worker/ cannot be removed (EBUSY) has a live worker: it is left alone."""
+    for name in os.listdir(base):
+        if not name.startswith("rlef-sandbox-"):
             continue
-        if os.path.isdir(path):
-            os.makedirs(target, exist_ok=True)
-        elif os.path.exists(path):
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            open(target, "w").close()
-        else:
+        top = f"{base}/{name}"
+        try:
+            os.rmdir(top + "/worker")
+        except FileNotFoundError:
+            pass
+        except OSError:
             continue
-        _mount(path, target, None, MS_BIND)
-        st = os.statvfs(path).f_flag  # keep the flags a user namespace locks
-        flags = MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | (st & (MS_NODEV | MS_NOEXEC | 1024 | 2048))
-        flags |= MS_RELATIME if st & 4096 else 0
-        _mount(None, target, None, flags | (0 if path in _DEVICES else MS_NODEV))
-    if with_proc:  # shows only this pid namespace: the caller is invisible
-        os.mkdir(new + "/proc")
-        _mount("proc", new + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    os.mkdir(new + "/sandbox")
-    _mount("tmpfs", new + "/sandbox", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-           f"mode=0711,size={WORKDIR_SIZE}")
-    _mount(None, new, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
-    os.chroot(new)
-    os.chdir("/")
+        try:
+            if os.path.exists(top + "/cgroup.kill"):
+                _write(top + "/cgroup.kill", "1")  # what its programs left running
+            os.rmdir(top + "/run")
+            os.rmdir(top)
+        except OSError:
+            pass  # still exiting: the next start removes it
+
+
+# ------------------------------------------------------- Landlock and seccomp
+# The landlock mode. Neither needs privileges (only no_new_privs, which the worker
+# sets anyway), so both work for an unprivileged caller without user namespaces
+# and for root without CAP_SYS_ADMIN.
+#
+# Landlock (landlock(7)) limits what the program may do to files, and more with
+# each ABI version (landlock_create_ruleset(NULL, 0, VERSION) says which):
+#   1 (Linux 5.13)  open, list, execute, create, remove, rename files; ptrace and
+#                   /proc/PID/mem of processes outside the sandbox refused
+#   2 (5.19)        REFER: renaming and linking across directories (always refused before)
+#   3 (6.2)         TRUNCATE (truncate(2) of any file before: seccomp refuses it)
+#   4 (6.7)         TCP bind and connect (seccomp refuses every socket anyway)
+#   5 (6.10)        ioctl on device files
+#   6 (6.12)        scoping: signals and abstract unix sockets only within the sandbox
+#                   (before, and still: seccomp refuses signals to other processes)
+#   7 (6.15)        audit logging control: the program's refusals are not logged
+# What the running kernel does not know is dropped from the ruleset (the
+# documented best-effort way), and the seccomp filter covers what that leaves
+# open, so every ABI from 1 on gives the same guarantees.
+LL_FS_EXECUTE, LL_FS_WRITE_FILE, LL_FS_READ_FILE, LL_FS_READ_DIR = 1, 2, 4, 8
+LL_FS_REMOVE_DIR, LL_FS_REMOVE_FILE, LL_FS_MAKE_DIR, LL_FS_MAKE_REG = 16, 32, 128, 256
+LL_FS_MAKE_FIFO, LL_FS_MAKE_SYM, LL_FS_REFER, LL_FS_TRUNCATE, LL_FS_IOCTL_DEV = 1024, 4096, 8192, 16384, 32768
+LL_NET_BIND_TCP, LL_NET_CONNECT_TCP = 1, 2
+LL_SCOPE_ABSTRACT_UNIX_SOCKET, LL_SCOPE_SIGNAL = 1, 2
+LL_RESTRICT_SELF_LOG_SAME_EXEC_OFF, LL_RESTRICT_SELF_LOG_SUBDOMAINS_OFF = 1, 4
+_LL_READ = LL_FS_EXECUTE | LL_FS_READ_FILE | LL_FS_READ_DIR
+_LL_DEVICE = LL_FS_READ_FILE | LL_FS_WRITE_FILE | LL_FS_TRUNCATE | LL_FS_IOCTL_DEV
+_LL_WORKDIR = (LL_FS_READ_FILE | LL_FS_READ_DIR | LL_FS_WRITE_FILE | LL_FS_TRUNCATE | LL_FS_MAKE_REG
+               | LL_FS_MAKE_DIR | LL_FS_MAKE_SYM | LL_FS_MAKE_FIFO | LL_FS_REMOVE_FILE | LL_FS_REMOVE_DIR
+               | LL_FS_REFER)
+_LL_FILE = LL_FS_EXECUTE | LL_FS_WRITE_FILE | LL_FS_READ_FILE | LL_FS_TRUNCATE | LL_FS_IOCTL_DEV
+
+# System call numbers, (x86_64, aarch64); None where the architecture has no such
+# call. From the kernel's asm/unistd_64.h and asm-generic/unistd.h (from 424 on
+# the numbers are the same everywhere). aarch64 is not tested here.
+_ARCH = {"x86_64": 0, "aarch64": 1}.get(os.uname().machine)
+_AUDIT_ARCH = (0xC000003E, 0xC00000B7)
+_SYSCALLS = {
+    "socket": (41, 198), "io_uring_setup": (425, 425), "io_uring_enter": (426, 426),
+    "io_uring_register": (427, 427), "ptrace": (101, 117), "process_vm_readv": (310, 270),
+    "process_vm_writev": (311, 271), "kcmp": (312, 272), "pidfd_getfd": (438, 438),
+    "process_madvise": (440, 440), "pidfd_send_signal": (424, 424), "bpf": (321, 280),
+    "perf_event_open": (298, 241), "userfaultfd": (323, 282), "keyctl": (250, 219), "add_key": (248, 217),
+    "request_key": (249, 218), "fanotify_init": (300, 262), "fanotify_mark": (301, 263),
+    "inotify_add_watch": (254, 27), "unshare": (272, 97), "setns": (308, 268), "mount": (165, 40),
+    "umount2": (166, 39), "pivot_root": (155, 41), "chroot": (161, 51), "mount_setattr": (442, 442),
+    "open_tree": (428, 428), "move_mount": (429, 429), "fsopen": (430, 430), "fsconfig": (431, 431),
+    "fsmount": (432, 432), "fspick": (433, 433), "open_tree_attr": (467, 467),
+    "shmget": (29, 194), "shmat": (30, 196), "shmctl": (31, 195), "shmdt": (67, 197), "semget": (64, 190),
+    "semop": (65, 193), "semctl": (66, 191), "semtimedop": (220, 192), "msgget": (68, 186),
+    "msgsnd": (69, 189), "msgrcv": (70, 188), "msgctl": (71, 187), "mq_open": (240, 180),
+    "mq_unlink": (241, 181), "mq_timedsend": (242, 182), "mq_timedreceive": (243, 183),
+    "mq_notify": (244, 184), "mq_getsetattr": (245, 185),
+    "truncate": (76, 45), "chmod": (90, None), "fchmodat": (268, 53), "fchmodat2": (452, 452),
+    "chown": (92, None), "lchown": (94, None), "fchownat": (260, 54), "utime": (132, None),
+    "utimes": (235, None), "futimesat": (261, None), "utimensat": (280, 88), "setxattr": (188, 5),
+    "lsetxattr": (189, 6), "removexattr": (197, 14), "lremovexattr": (198, 15), "setxattrat": (463, 463),
+    "removexattrat": (466, 466), "file_setattr": (469, 469), "name_to_handle_at": (303, 264),
+    "open_by_handle_at": (304, 265),
+    "clone": (56, 220), "clone3": (435, 435), "kill": (62, 129), "tkill": (200, 130), "tgkill": (234, 131),
+    "rt_sigqueueinfo": (129, 138), "rt_tgsigqueueinfo": (297, 240), "prlimit64": (302, 261),
+    "sched_setaffinity": (203, 122), "sched_setparam": (142, 118), "sched_setscheduler": (144, 119),
+    "sched_setattr": (314, 274), "migrate_pages": (256, 238), "move_pages": (279, 239),
+    "setpriority": (141, 140), "ioprio_set": (251, 30), "fcntl": (72, 25), "ioctl": (16, 29),
+    "setsid": (112, 157), "setpgid": (109, 154), "landlock_create_ruleset": (444, 444), "landlock_add_rule": (445, 445),
+    "landlock_restrict_self": (446, 446),
+}
+# Refused outright (EPERM), by threat:
+_DENIED = (
+    # the network: no new socket of any kind (TCP, UDP, raw, unix, netlink); io_uring
+    # would make network and other calls out of seccomp's sight
+    "socket", "io_uring_setup", "io_uring_enter", "io_uring_register",
+    # other processes' memory, and signals through pidfds
+    "ptrace", "process_vm_readv", "process_vm_writev", "kcmp", "pidfd_getfd", "process_madvise",
+    "pidfd_send_signal",
+    # kernel interfaces a program has no use for, where exploits start; the user's
+    # keyrings; watching the caller's folders
+    "bpf", "perf_event_open", "userfaultfd", "keyctl", "add_key", "request_key",
+    "fanotify_init", "fanotify_mark", "inotify_add_watch",
+    # leaving its process group, which the worker kills at once (there is no pid namespace)
+    "setsid", "setpgid",
+    # namespaces and mounts
+    "unshare", "setns", "mount", "umount2", "pivot_root", "chroot", "mount_setattr", "open_tree",
+    "move_mount", "fsopen", "fsconfig", "fsmount", "fspick", "open_tree_attr",
+    # SysV IPC and POSIX message queues: without an ipc namespace, the caller's
+    "shmget", "shmat", "shmctl", "shmdt", "semget", "semop", "semctl", "semtimedop", "msgget",
+    "msgsnd", "msgrcv", "msgctl", "mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive",
+    "mq_notify", "mq_getsetattr",
+    # what Landlock does not cover: changing the mode, owner, times or attributes of
+    # files the program cannot open; truncate(2) before ABI 3; opening by file handle
+    "truncate", "chmod", "fchmodat", "fchmodat2", "chown", "lchown", "fchownat", "utime", "utimes",
+    "futimesat", "utimensat", "setxattr", "lsetxattr", "removexattr", "lremovexattr", "setxattrat",
+    "removexattrat", "file_setattr", "name_to_handle_at", "open_by_handle_at",
+)
+# Allowed only with these arguments: (argument, "in" or "not in", values) must all
+# hold. PID is the program's own process: each child writes its pid into the filter.
+_NAMESPACE_FLAGS = (CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER
+                    | CLONE_NEWPID | CLONE_NEWNET)
+_ITSELF = (0, "PID")  # "this process" as a pid argument
+_CONDITIONS = {
+    # signals: to itself, its process group (the child's own session), or its threads;
+    # never kill(-1) or to the caller, whose uid the program may share
+    "kill": [(0, "in", (0, "PID", "-PID"))],
+    "tkill": [(0, "in", ("PID",))],
+    "tgkill": [(0, "in", ("PID",))],
+    "rt_sigqueueinfo": [(0, "in", ("PID",))],
+    "rt_tgsigqueueinfo": [(0, "in", ("PID",))],
+    # changing another process's limits, scheduling, priority or memory placement
+    "prlimit64": [(0, "in", _ITSELF)],
+    "sched_setaffinity": [(0, "in", _ITSELF)],
+    "sched_setparam": [(0, "in", _ITSELF)],
+    "sched_setscheduler": [(0, "in", _ITSELF)],
+    "sched_setattr": [(0, "in", _ITSELF)],
+    "migrate_pages": [(0, "in", _ITSELF)],
+    "move_pages": [(0, "in", _ITSELF)],
+    "setpriority": [(0, "in", (0,)), (1, "in", _ITSELF)],  # PRIO_PROCESS only: not PRIO_USER
+    "ioprio_set": [(0, "in", (1,)), (1, "in", _ITSELF)],  # IOPRIO_WHO_PROCESS only
+    # signals by proxy: SIGIO (or any signal, F_SETSIG) sent to an owner it names
+    "fcntl": [(1, "not in", (8, 10, 15))],  # F_SETOWN, F_SETSIG, F_SETOWN_EX
+    "ioctl": [(1, "not in", (0x8901, 0x8902, 0x5412))],  # FIOSETOWN, SIOCSPGRP, TIOCSTI
+    # new namespaces
+    "clone": [(0, "no bits of", _NAMESPACE_FLAGS)],
+}
+SECCOMP_RET_KILL_PROCESS, SECCOMP_RET_ERRNO, SECCOMP_RET_ALLOW = 0x80000000, 0x00050000, 0x7FFF0000
+EPERM, ENOSYS = 1, 38
+
+
+def _seccomp_filter() -> tuple[bytearray, list[tuple[int, int]]]:
+    """The landlock mode's seccomp filter, as a classic BPF program (seccomp(2)),
+    and where in it each child writes its own pid: [(byte offset, sign)].
+
+    Refused calls fail with EPERM, never kill: what a program does wrong is its own
+    runtime error. Only a foreign calling convention is killed: 32-bit (int 0x80)
+    and x32 calls have other numbers, which this table would not know. clone3 gets
+    ENOSYS (its flags are behind a pointer, out of a filter's reach), and the C
+    library then falls back to clone, whose flags it can check (Docker does the
+    same). Arguments are compared on their low 32 bits, which is what the kernel
+    reads of an int argument."""
+    numbers = {name: pair[_ARCH] for name, pair in _SYSCALLS.items() if pair[_ARCH] is not None}
+    code, labels, pid_slots = [], {}, []  # code: [opcode, jump if true, jump if false, k]
+    LD, JEQ, JGE, JSET, RET = 0x20, 0x15, 0x35, 0x45, 0x06  # BPF_LD|W|ABS, BPF_JMP|..|K, BPF_RET|K
+
+    def emit(op, k=0, true=0, false=0):
+        if k in ("PID", "-PID"):
+            pid_slots.append((len(code) * 8 + 4, 1 if k == "PID" else -1))
+            k = 0
+        code.append([op, true, false, k])
+
+    emit(LD, 4)  # seccomp_data.arch
+    emit(JEQ, _AUDIT_ARCH[_ARCH], 0, "return kill")
+    emit(LD, 0)  # seccomp_data.nr
+    if _ARCH == 0:
+        emit(JGE, 0x40000000, "return kill")  # x32
+    for name in _DENIED:
+        if name in numbers:
+            emit(JEQ, numbers[name], "return deny")
+    emit(JEQ, numbers["clone3"], "return enosys")
+    for name in _CONDITIONS:
+        emit(JEQ, numbers[name], name)
+    emit(RET, SECCOMP_RET_ALLOW)
+    for name, conditions in _CONDITIONS.items():
+        labels[name] = len(code)
+        for number, (argument, test, values) in enumerate(conditions):
+            if number:
+                labels[f"{name}.{number}"] = len(code)
+            passed = f"{name}.{number + 1}" if number + 1 < len(conditions) else f"{name}.end"
+            emit(LD, 16 + 8 * argument)  # seccomp_data.args[argument], its low half
+            if test == "in":
+                for value in values:
+                    emit(JEQ, value if isinstance(value, str) else value & 0xFFFFFFFF, passed)
+                emit(RET, SECCOMP_RET_ERRNO | EPERM)
+            elif test == "not in":
+                for value in values:
+                    emit(JEQ, value, "return deny")
+            else:  # "no bits of"
+                emit(JSET, values, "return deny")
+        labels[f"{name}.end"] = len(code)
+        emit(RET, SECCOMP_RET_ALLOW)
+    for name, result in (("deny", SECCOMP_RET_ERRNO | EPERM), ("enosys", SECCOMP_RET_ERRNO | ENOSYS),
+                         ("kill", SECCOMP_RET_KILL_PROCESS)):
+        labels["return " + name] = len(code)
+        emit(RET, result)
+    program = bytearray()
+    for at, (op, true, false, k) in enumerate(code):
+        jumps = [labels[j] - at - 1 if isinstance(j, str) else j for j in (true, false)]
+        assert all(0 <= j < 256 for j in jumps), "a seccomp jump out of range"
+        program += struct.pack("<HBBI", op, *jumps, k)
+    return program, pid_slots
+
+
+def _landlock_abi() -> int:
+    """The Landlock ABI version of the running kernel; 0 where there is none
+    (ENOSYS: too old or not built in; EOPNOTSUPP: not enabled at boot)."""
+    return max(_libc.syscall(_SYSCALLS["landlock_create_ruleset"][_ARCH], None, 0, 1), 0)
+
+
+def _landlock_ruleset(abi: int, readable: list[str], workdir: str) -> int:
+    """A Landlock ruleset fd: read and execute beneath `readable`, read and write
+    /dev/null and /dev/zero, read /dev/random and /dev/urandom, and everything but
+    execute beneath `workdir`. Nothing else: not /tmp, /dev/shm, home, /proc, /sys,
+    /etc, not the folder that holds `workdir`. No TCP, no signals or abstract unix
+    sockets outside the sandbox where the ABI covers them. Made once per worker;
+    each child restricts itself with it, adding nothing (its fd is shared)."""
+    fs = (1 << 13) - 1 | (LL_FS_REFER if abi >= 2 else 0) | (LL_FS_TRUNCATE if abi >= 3 else 0)
+    fs |= LL_FS_IOCTL_DEV if abi >= 5 else 0
+    net = LL_NET_BIND_TCP | LL_NET_CONNECT_TCP if abi >= 4 else 0
+    scoped = LL_SCOPE_ABSTRACT_UNIX_SOCKET | LL_SCOPE_SIGNAL if abi >= 6 else 0
+    size = 8 if abi < 4 else 16 if abi < 6 else 24  # struct landlock_ruleset_attr grew with the ABI
+    attr = struct.pack("<QQQ", fs, net, scoped)[:size]
+    ruleset = _check(_libc.syscall(_SYSCALLS["landlock_create_ruleset"][_ARCH], attr, size, 0),
+                     "landlock_create_ruleset")
+    rules = [(path, _LL_READ) for path in readable]
+    rules += [("/dev/null", _LL_DEVICE), ("/dev/zero", _LL_DEVICE), ("/dev/random", LL_FS_READ_FILE),
+              ("/dev/urandom", LL_FS_READ_FILE), (workdir, _LL_WORKDIR)]
+    for path, rights in rules:
+        try:
+            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        rights &= fs if os.path.isdir(path) else fs & _LL_FILE
+        try:
+            rule = struct.pack("<Qi", rights, fd)  # struct landlock_path_beneath_attr (packed)
+            _check(_libc.syscall(_SYSCALLS["landlock_add_rule"][_ARCH], ruleset, 1, rule, 0),
+                   f"landlock_add_rule {path}")
+        finally:
+            os.close(fd)
+    return ruleset
+
+
+LOCK_EX, LOCK_NB = 2, 4
+
+
+def _make_workroot() -> str:
+    """Landlock and unisolated modes: the worker's folder on the host,
+    /tmp/rlef-sandbox-RANDOM. It is locked (flock) for as long as the worker or its
+    supervisor lives, so that the folders of killed workers, which nobody else
+    removes, can be told apart and removed here. (Not tempfile: it loads random.)"""
+    for name in os.listdir("/tmp"):
+        if not name.startswith("rlef-sandbox-"):
+            continue
+        try:
+            fd = os.open("/tmp/" + name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            if os.fstat(fd).st_uid == os.geteuid() and _libc.flock(fd, LOCK_EX | LOCK_NB) == 0:
+                _empty("/tmp/" + name)
+                os.rmdir("/tmp/" + name)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    token = os.urandom(8).hex()
+    os.mkdir(f"/tmp/.rlef-new-{token}", 0o711)
+    lock = os.open(f"/tmp/.rlef-new-{token}", os.O_RDONLY | os.O_DIRECTORY)  # kept open: the lock
+    _check(_libc.flock(lock, LOCK_EX), "flock")
+    os.rename(f"/tmp/.rlef-new-{token}", f"/tmp/rlef-sandbox-{token}")  # only now, locked, can a scan see it
+    os.mkdir(f"/tmp/rlef-sandbox-{token}/w", 0o700)
+    return f"/tmp/rlef-sandbox-{token}"
+
+
+def _empty(folder: str) -> None:
+    """Remove everything in `folder`, whatever a program built there, without
+    recursion (a chain of nested folders may be deeper than any stack): each
+    subfolder's entries move up into `folder`, then the subfolder goes, so each
+    entry is renamed at most once. Folders it made unreadable are made readable
+    first; symlinks are removed, never followed."""
+    import stat
+    top = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    moved = 0
+    try:
+        while names := os.listdir(top):
+            for name in names:
+                if not stat.S_ISDIR(os.stat(name, dir_fd=top, follow_symlinks=False).st_mode):
+                    os.unlink(name, dir_fd=top)
+                    continue
+                os.chmod(name, 0o700, dir_fd=top)
+                sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=top)
+                try:
+                    for child in os.listdir(sub):
+                        while True:
+                            moved += 1
+                            try:
+                                os.rename(child, f".rlef-{moved}", src_dir_fd=sub, dst_dir_fd=top)
+                                break
+                            except OSError as e:  # the program took that name for a folder: the next
+                                if e.errno not in (17, 20, 21, 39):  # EEXIST ENOTDIR EISDIR ENOTEMPTY
+                                    raise
+                finally:
+                    os.close(sub)
+                os.rmdir(name, dir_fd=top)
+    finally:
+        os.close(top)
 
 
 class _Execution:
@@ -746,6 +1379,12 @@ class _Execution:
         return self.first == b"R"
 
 
+# What Sandbox.isolation reports, besides "mode", "landlock" (the ABI in force, 0 if
+# none), "cgroup" (the hierarchies found), "lost" and "reason" (see Sandbox).
+_PROTECTIONS = ("user_namespace", "mount_namespace", "pid_namespace", "network_namespace", "ipc_namespace",
+                "private_root", "unprivileged_uid", "seccomp", "memory_cgroup", "pids_cgroup", "cgroup_kill")
+
+
 class _Executor:
     """The worker: isolation set up once, then one forked child per execution."""
 
@@ -753,44 +1392,63 @@ class _Executor:
         import traceback, types  # noqa: F401  (loaded once, for every child)
         for name in _PRELOAD:
             __import__(name)
-        self.req, self.resp, self.count = req, resp, 0
-        iso = self.isolation = {}
+        self.req, self.resp = req, resp
+        iso = self.isolation = dict.fromkeys(_PROTECTIONS, False)
+        iso.update(mode="unisolated", landlock=0, cgroup="none", lost=(), reason="")
+        lost, reasons = [], []
         root = os.geteuid() == 0
         tasks = 0 if root else _count_tasks(os.getuid())
-        _enter_namespaces(iso)
-        if iso["pid_namespace"]:
-            worker = os.fork()
-            if worker:
-                os.close(req), os.close(resp)
-                _supervise(worker, uid)
-            _libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))
-        else:  # orphans of a program are re-parented to us, so we can reap them
+        failure = _probe(lambda: _try_namespaces(user=not root))
+        if failure is None:
+            _enter_namespaces(user=not root)
+            iso.update(mode="namespaces", user_namespace=not root, mount_namespace=True, pid_namespace=True,
+                       network_namespace=True, ipc_namespace=True, private_root=True)
+        else:
+            reasons.append("namespaces: " + failure)
+        iso["cgroup"], memory, unified, v2_mount = _cgroups(_read("/proc/self/mountinfo"), _read("/proc/self/cgroup"))
+        v2_base = _v2_base(unified, v2_mount) if iso["cgroup"] == "v2" and unified else None
+        cgroups = ([_v1_memory_path(memory, uid)] if memory and root else
+                   [f"{v2_base}/rlef-sandbox-{uid}{d}" for d in ("/run", "/worker", "")] if v2_base else [])
+        workroot = None
+        if not iso["private_root"]:  # on the host: the supervisor removes it when the worker is gone
+            workroot = _make_workroot()
+            self.workdir = workroot + "/w"
+        _libc.prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphans come to us (not inherited by a fork)
+        worker = os.fork()
+        if worker:
+            os.close(req), os.close(resp)
+            _supervise(worker, cgroups, workroot)
+        _libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))
+        self.pid_namespace = iso["pid_namespace"]
+        if not self.pid_namespace:  # (in one, we are pid 1: the reaper of its orphans)
             _libc.prctl(PR_SET_CHILD_SUBREAPER, 1)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # children may share our uid (they inherit this)
         _libc.prctl(PR_SET_DUMPABLE, 0)  # no ptrace, no /proc/PID/mem of the worker
         # No setuid binaries for the children: set here once, inherited by every fork
         # and irrevocable (a prctl in each child cost it ~10 page faults through ctypes).
+        # Landlock and seccomp need it too.
         _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
         _libc.mallopt(M_ARENA_MAX, 1)  # threads would each reserve 64 MiB of address space
         os.environ.clear()  # e.g. the LC_CTYPE that locale coercion set
         with open("/proc/sys/kernel/cap_last_cap") as f:
             self.cap_last = int(f.read())
-        self.cgroup_limit = None
-        self.limit_fd, self.oom_fd = _join_memory_cgroup(uid) if root else (None, None)
-        iso["memory_cgroup"] = self.oom_fd is not None
+        self._join_cgroup(uid, memory, root, v2_base, lost)
         self.ooms = self._oom_kills()
-        iso["private_root"] = iso["mount_namespace"]
-        if iso["private_root"]:
-            _build_root(iso["pid_namespace"])
-            self.workroot = "/sandbox"
-        else:  # no mount namespace: a private directory in the host's /tmp
-            import tempfile
-            self.workroot = tempfile.mkdtemp(prefix="rlef-sandbox-")
-            os.chmod(self.workroot, 0o711)
-        self.pid_namespace = iso["pid_namespace"]
         self.uid = uid if root and self._can_become(uid) else None
         iso["unprivileged_uid"] = self.uid is not None
+        self.ruleset = None
+        if iso["mode"] == "namespaces":
+            _build_root(with_proc=True)
+            self.workdir = "/sandbox"
+            self.fresh_workdir()
+        else:
+            if self.uid is not None:
+                os.chown(self.workdir, self.uid, self.uid)
+            self._landlock(iso, reasons)
+        with open("/proc/self/status") as f:  # capabilities to drop in each child (userns root)
+            self.capabilities = int(f.read().partition("CapEff:")[2].split()[0], 16) != 0
         self.nproc = NPROC if self.uid is not None else NPROC + (2 if iso["user_namespace"] else tasks)
+        iso["lost"], iso["reason"] = tuple(lost + self._losses()), "; ".join(reasons)
         import _sitebuiltins  # -S skips `site`, which is what defines exit() and quit()
         builtins.exit = _sitebuiltins.Quitter("exit", "Ctrl-D (i.e. EOF)")
         builtins.quit = _sitebuiltins.Quitter("quit", "Ctrl-D (i.e. EOF)")
@@ -811,6 +1469,113 @@ class _Executor:
         _warm_up()
         _children_stdio()  # fresh again: the warm-up used them
         sys.modules["__main__"] = type(sys)("__main__")  # the program's module, still empty
+
+    def _join_cgroup(self, uid: int, memory: str | None, root: bool, v2_base: str | None, lost: list) -> None:
+        """The cgroup an execution's processes share, where one is writable: v1, the
+        worker's own memory cgroup, where children are born; v2, a cgroup per
+        execution that each child moves itself into (_CgroupV2)."""
+        iso = self.isolation
+        self.limit_fd = self.oom_fd = self.procs_fd = self.kill_fd = None
+        self.cgroup_limit, self.adjust_oom = None, False
+        note = ""
+        try:
+            if memory and root:
+                self.limit_fd, self.oom_fd = _join_v1_memory_cgroup(memory, uid)
+                self.adjust_oom = True  # the worker shares the cgroup: the OOM killer must take the program
+            elif v2_base:
+                group = _CgroupV2(v2_base, uid)
+                self.procs_fd, self.kill_fd, self.limit_fd, self.oom_fd = group.procs, group.kill, group.limit, group.events
+                iso["pids_cgroup"] = "pids" not in group.missing
+                note = f"no {' or '.join(group.missing)} controller in {v2_base}" if group.missing else ""
+            else:
+                note = {"v1": "cgroup v1 is not delegated to users", "hybrid": "cgroup v1 is not delegated to users",
+                        "v2": "no cgroup v2 here that this process can reach",
+                        "none": "no cgroups mounted"}[iso["cgroup"]]
+        except OSError as e:
+            note = str(e)
+        iso["memory_cgroup"], iso["cgroup_kill"] = self.oom_fd is not None, self.kill_fd is not None
+        if not iso["memory_cgroup"]:
+            lost.append(f"memory of all processes together, only RLIMIT_AS per process ({note})")
+
+    def _landlock(self, iso: dict, reasons: list) -> None:
+        """The landlock mode, if the kernel has Landlock and seccomp filters; a forked
+        child checks that both hold before the worker relies on them."""
+        import ctypes
+        if _ARCH is None:
+            reasons.append(f"landlock: no seccomp filter here for {os.uname().machine}")
+            return
+        abi = _libc.syscall(_SYSCALLS["landlock_create_ruleset"][_ARCH], None, 0, 1)
+        if abi < 0:
+            reasons.append("landlock: " + _failed("landlock_create_ruleset", ctypes.get_errno()).strerror)
+            return
+        readable = list(_VISIBLE) + [sys.base_prefix, sys.base_exec_prefix]
+        try:
+            self.ruleset = _landlock_ruleset(abi, readable, self.workdir)
+        except OSError as e:
+            reasons.append(f"landlock: {e.strerror}")
+            return
+        self.landlock_flags = LL_RESTRICT_SELF_LOG_SAME_EXEC_OFF | LL_RESTRICT_SELF_LOG_SUBDOMAINS_OFF if abi >= 7 else 0
+        self.filter, self.pid_slots = _seccomp_filter()
+        self.filter_memory = (ctypes.c_char * len(self.filter)).from_buffer(self.filter)
+        self.fprog = struct.pack("<H6xQ", len(self.filter) // 8, ctypes.addressof(self.filter_memory))
+        failure = _probe(self._confine_test)
+        if failure:
+            reasons.append("landlock: " + failure)
+            os.close(self.ruleset)
+            self.ruleset = None
+            return
+        iso.update(mode="landlock", landlock=abi, seccomp=True)
+
+    def _confine(self) -> None:
+        """In the child, before the program: Landlock, and the seccomp filter with
+        our own pid written into it."""
+        pid = os.getpid()
+        for offset, sign in self.pid_slots:
+            struct.pack_into("<I", self.filter, offset, (sign * pid) & 0xFFFFFFFF)
+        _check(_libc.syscall(_SYSCALLS["landlock_restrict_self"][_ARCH], self.ruleset, self.landlock_flags),
+               "landlock_restrict_self")
+        _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, self.fprog), "prctl(PR_SET_SECCOMP)")
+
+    def _confine_test(self) -> None:
+        """For _probe: confined as a child will be, the folder around the working
+        folder is closed (Landlock holds), no socket can be made (seccomp holds),
+        and the standard library can be read: under a uid of its own, a program
+        finds no Python installed where only root may look (pyenv under /root)."""
+        self._confine()
+        if self.uid is not None:
+            os.setgroups([])
+            os.setresgid(self.uid, self.uid, self.uid)
+            os.setresuid(self.uid, self.uid, self.uid)
+        stdlib = os.path.dirname(os.__file__)
+        try:
+            os.listdir(stdlib)
+        except OSError:
+            raise RuntimeError(f"a program under a uid of its own cannot read the standard library ({stdlib}): "
+                               "install Python where every user may read it") from None
+        for attempt, what in ((lambda: os.listdir(os.path.dirname(self.workdir)), "Landlock"),
+                              (lambda: _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM), "seccomp")):
+            try:
+                attempt()
+            except PermissionError:
+                continue
+            raise RuntimeError(f"{what} did not hold in a confined child")
+
+    def _losses(self) -> list[str]:
+        """What this mode does not protect against: Sandbox.isolation["lost"]."""
+        mode = self.isolation["mode"]
+        if mode == "namespaces":
+            return []
+        if mode == "landlock":
+            return ["a disk quota: the working folder is in the host's /tmp, where a program may write "
+                    f"files of {FILE_SIZE >> 20} MiB each, as many as its time allows",
+                    "names and sizes of files outside its folder: stat() is no Landlock right (reading, "
+                    "listing and writing are)"]
+        return ["the caller's files: it may read and write whatever this uid may"
+                if self.uid is None else "files: it may read and write whatever any user may",
+                "the caller's memory, expected outputs included (/proc/PID/mem)" if self.uid is None else
+                "other processes' memory (none of the caller's: another uid)",
+                "the network", "signals to this user's processes, kill(-1) included" if self.uid is None else
+                "signals to its own uid's processes", "the other mount, pid, network and ipc namespaces"]
 
     @staticmethod
     def _can_become(uid: int) -> bool:
@@ -874,11 +1639,7 @@ class _Executor:
         if self.limit_fd is not None and limit != self.cgroup_limit:
             os.write(self.limit_fd, str(limit).encode())
             self.cgroup_limit = limit
-        self.count += 1
-        workdir = f"{self.workroot}/{self.count}"
-        os.mkdir(workdir, 0o700)
-        if self.uid is not None:
-            os.chown(workdir, self.uid, self.uid)
+        workdir = self.workdir
         start = time.monotonic()
         pid = os.fork()
         if pid == 0:
@@ -891,7 +1652,7 @@ class _Executor:
         self._watch(x, pid, start)
         _, status, usage = os.wait4(pid, 0)
         wall = time.monotonic() - start
-        self._kill_leftovers()  # also whatever still holds the pipes open
+        self._kill_leftovers(pid)  # also whatever still holds the pipes open
         for fd, sink in ((x.out_r, self.out_mem), (x.err_r, self.err_mem)):
             while x.killed is None and (moved := os.splice(fd, sink, 1 << 20)):
                 x.written += moved
@@ -995,7 +1756,7 @@ class _Executor:
         _, found, rest = os.pread(self.oom_fd, 4096, 0).partition(b"\noom_kill ")
         return int(rest.partition(b"\n")[0]) if found else 0
 
-    def _kill_leftovers(self) -> None:
+    def _kill_leftovers(self, program: int) -> None:
         """Kill and reap every process the program left (daemons that setsid()
         away included). All of them are our descendants: we are pid 1 of their
         namespace, or their subreaper."""
@@ -1009,11 +1770,13 @@ class _Executor:
                 continue
             if time.monotonic() > deadline:
                 raise RuntimeError("could not kill the program's processes")
-            self._kill_all()
+            self._kill_all(program)
             time.sleep(0.0005)
 
-    def _kill_all(self) -> None:
-        if self.pid_namespace:  # as pid 1: every other process of the namespace
+    def _kill_all(self, program: int) -> None:
+        if self.kill_fd is not None:  # cgroup v2: every process of the execution at once
+            os.write(self.kill_fd, b"1")
+        elif self.pid_namespace:  # as pid 1: every other process of the namespace
             os.kill(-1, signal.SIGKILL)
         elif self.uid is not None:  # every process of the worker's own uid
             pid = os.fork()
@@ -1023,49 +1786,66 @@ class _Executor:
                     os.kill(-1, signal.SIGKILL)
                 finally:
                     os._exit(0)
-        else:  # best effort: our children (orphans come to us) and their groups
-            for pid in filter(str.isdigit, os.listdir("/proc")):
+        else:
+            if self.ruleset is not None:  # landlock: its process group, which it cannot leave,
+                try:  # at once (a fork bomb does not outrun this); still ours: it has members
+                    os.killpg(program, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            for pid in _children(os.getpid()):  # and our children: orphans come to us
                 try:
-                    with open(f"/proc/{pid}/stat") as f:
-                        fields = f.read().rpartition(")")[2].split()
-                    if int(fields[1]) == os.getpid():
-                        os.kill(int(pid), signal.SIGKILL)
-                        os.killpg(int(fields[2]), signal.SIGKILL)
-                except (OSError, ValueError, IndexError):
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
                     pass
 
+    def fresh_workdir(self) -> None:
+        """Namespaces: the working directory is a tmpfs of its own on /sandbox, in a
+        root that is read-only everywhere else. So a program can write nowhere but
+        there, even one that owns the directory (unprivileged, it is root in our user
+        namespace, and so the owner of what we mount), and the size of the tmpfs is
+        its disk quota."""
+        owner = f",uid={self.uid},gid={self.uid}" if self.uid is not None else ""
+        _mount("tmpfs", self.workdir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+               f"mode=0700,size={WORKDIR_SIZE}{owner}")
+        st = os.stat(self.workdir)
+        self.workdir_state = (st.st_mode, st.st_nlink, st.st_size)
+
     def _clean(self, workdir: str) -> None:
-        """Leave nothing for the next program: its working directory and anything
-        else under the sandbox root go."""
-        try:
-            os.rmdir(workdir)
-            # Under a uid of its own a program cannot write in the sandbox root (ours,
-            # 0711): with its directory gone, nothing of it is left. Otherwise, look.
-            if self.uid is not None or not os.listdir(self.workroot):
-                return
-        except OSError:
-            pass
-        if self.isolation["private_root"]:  # a fresh tmpfs: no rmtree of hostile trees
-            _check(_libc.umount2(self.workroot.encode(), MNT_DETACH), "umount")
-            _mount("tmpfs", self.workroot, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                   f"mode=0711,size={WORKDIR_SIZE}")
-        else:
-            import shutil
-            shutil.rmtree(workdir, ignore_errors=True)
+        """Leave nothing for the next program in its working directory."""
+        if self.isolation["private_root"]:
+            # A tmpfs directory's size counts its entries, its mode and links show any
+            # chmod or subfolder: one stat says whether anything is left. If so, a
+            # fresh tmpfs (no walk through hostile trees).
+            st = os.stat(workdir)
+            if (st.st_mode, st.st_nlink, st.st_size) != self.workdir_state:
+                _check(_libc.umount2(workdir.encode(), MNT_DETACH), "umount")
+                self.fresh_workdir()
+            return
+        try:  # landlock: the program could write only in there
+            left = os.listdir(workdir)
+        except PermissionError:  # unisolated: it may have closed it
+            left = True
+        if left:
+            os.chmod(workdir, 0o700)
+            _empty(workdir)
 
     def _child(self, job: dict, workdir: str, fds: list[int], limits: tuple) -> None:
         """In the forked child, before any of the program's code: fds, limits, uid."""
         try:
             os.setsid()
+            if self.procs_fd is not None:  # cgroup v2: into the execution's own cgroup, first
+                os.write(self.procs_fd, b"0")
+            if self.adjust_oom:  # cgroup v1: the OOM killer takes the program, not the worker
+                fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
+                os.write(fd, b"1000"), os.close(fd)
             for target, fd in enumerate(fds):  # stdin, stdout, stderr, control, program
                 os.dup2(fd, target)
+            if self.ruleset is not None:  # landlock mode (needs the ruleset's fd, so here)
+                self._confine()
             # Threat: the worker's pipes to the caller and its cgroup files. Gone.
             os.closerange(len(fds), self.fd_limit)
             program = os.pread(4, job["code"], 0)
             os.close(4)
-            if self.oom_fd is not None:  # the OOM killer takes the program, not the worker
-                fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
-                os.write(fd, b"1000"), os.close(fd)
             for kind, value in limits:
                 resource.setrlimit(kind, (value, value))
             os.chdir(workdir)
@@ -1073,7 +1853,7 @@ class _Executor:
                 os.setgroups([])
                 os.setresgid(self.uid, self.uid, self.uid)
                 os.setresuid(self.uid, self.uid, self.uid)
-            else:
+            elif self.capabilities:  # root in our user namespace
                 self._drop_capabilities()
             if not self.pid_namespace:  # (in one, we are pid 1: our death kills all of it)
                 _libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))
@@ -1086,12 +1866,14 @@ class _Executor:
         _run_program(program, job["check"] >= 0)
 
     def _drop_capabilities(self) -> None:
-        """Unprivileged mode: we are root in our user namespace; the child must not be."""
+        """Unprivileged namespace mode: we are root in our user namespace; the child must not be."""
         import ctypes
         for cap in range(self.cap_last + 1):
             _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
         header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
         _check(_libc.capset(header, (ctypes.c_uint32 * 6)()), "capset")
+
+
 
 
 # ---------------------------------------------------------------- the harness
