@@ -275,11 +275,58 @@ def test_sandbox_error_is_distinguishable_and_recovers():
 
 def test_default_pool_and_isolation_report():
     assert run_tests(ADD, [Test("2 3", "5")])[0].verdict == "AC"
-    iso = sandbox._default.isolation
-    assert set(iso) == {"user_namespace", "mount_namespace", "pid_namespace", "network_namespace",
-                        "ipc_namespace", "memory_cgroup", "private_root", "unprivileged_uid"}
+    pool = sandbox._default
+    iso = pool.isolation
+    assert set(iso) == {"mode", "user_namespace", "mount_namespace", "pid_namespace", "network_namespace",
+                        "ipc_namespace", "private_root", "unprivileged_uid", "landlock", "seccomp", "cgroup",
+                        "memory_cgroup", "pids_cgroup", "cgroup_kill", "lost", "reason"}
+    assert iso["mode"] in ("namespaces", "landlock")  # the default pool never runs unisolated
+    assert iso["cgroup"] in ("v1", "v2", "hybrid", "none") and isinstance(iso["lost"], (list, tuple))
+    assert pool.describe().startswith("sandbox: ") and ("LOST" in pool.describe()) == bool(iso["lost"])
+    if iso["mode"] == "namespaces":
+        assert all(iso[k] for k in ("mount_namespace", "pid_namespace", "network_namespace", "private_root"))
+        assert iso["user_namespace"] == (os.geteuid() != 0) and iso["reason"] == ""
+    else:
+        assert iso["landlock"] >= 1 and iso["seccomp"] and iso["reason"].startswith("namespaces: ")
     if os.geteuid() == 0:
-        assert iso["unprivileged_uid"] and len(set(sandbox._default.uids)) == len(sandbox._default.uids)
+        assert iso["unprivileged_uid"] and len(set(pool.uids)) == len(pool.uids)
+
+
+MOUNTS_V1 = """\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+"""
+MOUNT_V2 = "41 23 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw,nsdelegate\n"
+
+
+@pytest.mark.parametrize("mountinfo, cgroup, expected", [
+    (MOUNTS_V1, "4:memory:/a/b\n1:cpu:/\n0::/\n", ("v1", "/sys/fs/cgroup/memory/a/b", None, None)),
+    (MOUNTS_V1 + MOUNT_V2, "4:memory:/a\n0::/user.slice/x.scope\n",  # systemd's hybrid
+     ("hybrid", "/sys/fs/cgroup/memory/a", "/sys/fs/cgroup/unified/user.slice/x.scope", "/sys/fs/cgroup/unified")),
+    ("29 1 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n", "0::/\n",
+     ("v2", None, "/sys/fs/cgroup", "/sys/fs/cgroup")),
+    # v1 lines for hierarchies that this mount namespace does not show count for nothing
+    ("29 1 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n", "4:memory:/x\n0::/job/step\n",
+     ("v2", None, "/sys/fs/cgroup/job/step", "/sys/fs/cgroup")),
+    # a bind of a subtree (as container runtimes do): paths are relative to its root
+    ("29 1 0:26 /job /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n", "0::/job/step\n",
+     ("v2", None, "/sys/fs/cgroup/step", "/sys/fs/cgroup")),
+    ("29 1 0:26 /job /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n", "0::/other\n", ("v2", None, None, "/sys/fs/cgroup")),
+    ("22 1 0:5 / /proc rw - proc proc rw\n", "0::/\n", ("none", None, None, None)),
+    (r"29 1 0:26 / /sys/fs/with\040space rw - cgroup2 cgroup2 rw" + "\n", "0::/\n",
+     ("v2", None, "/sys/fs/with space", "/sys/fs/with space")),
+])
+def test_cgroup_hierarchies_are_recognised(mountinfo, cgroup, expected):
+    assert sandbox._cgroups(mountinfo, cgroup) == expected
+
+
+def test_cgroup_v2_tree_goes_beside_the_callers_cgroup():
+    """Our own cgroup if it is the hierarchy's root, else its parent: a cgroup that
+    holds processes (the caller) cannot hand controllers to children."""
+    assert sandbox._v2_base("/sys/fs/cgroup", "/sys/fs/cgroup") == "/sys/fs/cgroup"
+    assert sandbox._v2_base("/sys/fs/cgroup/app.slice/run.scope/main", "/sys/fs/cgroup") == \
+        "/sys/fs/cgroup/app.slice/run.scope"
 
 
 def test_closed_sandbox_refuses_work():
@@ -314,10 +361,11 @@ def test_cli(tmp_path):
 def test_stale_worker_cgroups_are_removed():
     """A worker killed from outside cannot remove its memory cgroup; the next
     worker to start removes every such empty leftover (rmdir refuses live ones)."""
-    from sandbox import _cgroup_path
-    path = _cgroup_path(12345)
-    if os.geteuid() != 0 or path is None or not os.access(os.path.dirname(path), os.W_OK):
-        pytest.skip("no writable memory cgroup")
+    version, memory, _, _ = sandbox._cgroups(Path("/proc/self/mountinfo").read_text(),
+                                             Path("/proc/self/cgroup").read_text())
+    if os.geteuid() != 0 or memory is None or not os.access(memory, os.W_OK):
+        pytest.skip("no writable cgroup v1 memory hierarchy (cgroup v2: test_sandbox_modes.py)")
+    path = sandbox._v1_memory_path(memory, 12345)
     os.makedirs(path, exist_ok=True)
     with Sandbox(workers=1) as pool:
         assert pool.isolation["memory_cgroup"]
@@ -331,3 +379,29 @@ def test_the_programs_syntax_warnings_stay_off_the_callers_console(sb, capfd):
         [r] = sb.run_tests("x = [1, 2]\nif False:\n    print(1[0])\nprint('\\d')\n", [Test(input="", output="\\d\n")])
     assert r.verdict == "AC"
     assert "SyntaxWarning" not in capfd.readouterr().err
+
+
+def test_emptying_a_hostile_working_folder():
+    """The landlock mode's working folder is on the host and emptied by the worker:
+    whatever a program left there goes, at any depth (no recursion), through folders
+    it made unreadable, without following its symlinks out."""
+    import tempfile
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") else None  # rmdir can take ms on a busy disk
+    with tempfile.TemporaryDirectory(dir=shm) as scratch:
+        folder, outside = Path(scratch, "w"), Path(scratch, "outside")
+        folder.mkdir(), outside.mkdir()
+        (outside / "keep.txt").write_text("mine")
+        fd = os.open(folder, os.O_RDONLY)
+        for _ in range(1500):  # deeper than Python's recursion limit
+            os.mkdir("d", dir_fd=fd)
+            fd, previous = os.open("d", os.O_RDONLY, dir_fd=fd), fd
+            os.close(previous)
+        os.close(fd)
+        for name in (".rlef-1", ".rlef-2", "closed"):  # names _empty moves entries to, taken
+            (folder / name).mkdir()
+            (folder / name / "f").write_text("x")
+        os.chmod(folder / "closed", 0)
+        (folder / "link").symlink_to(outside)
+        (folder / "d" / "link").symlink_to(outside / "keep.txt")
+        sandbox._empty(str(folder))
+        assert os.listdir(folder) == [] and (outside / "keep.txt").read_text() == "mine"

@@ -2,10 +2,16 @@
 test here. They are safe on a developer machine: every loop is bounded (by its own
 count or by the sandbox's limits), every process they start is killed by the
 sandbox, and each test ends by checking that nothing is left running and that a
-correct program still gets AC."""
+correct program still gets AC.
+
+The same file runs in every mode that claims isolation (tests/test_sandbox_modes.py
+runs it under each condition of tests/confine.py): a test skips only where the
+mode does not claim what it tests, as Sandbox.isolation says."""
+import ctypes
 import json
 import os
 import secrets
+import signal
 import socket
 import textwrap
 import threading
@@ -28,23 +34,46 @@ def sb():
     os.environ["RLEF_HOSTILE_TEST_SECRET"] = ENV_SECRET  # in the caller's environment
     try:
         with Sandbox(workers=2) as pool:
+            if os.environ.get("RLEF_SANDBOX_REPORT"):  # for test_sandbox_modes.py
+                with open(os.environ["RLEF_SANDBOX_REPORT"], "w") as f:
+                    json.dump({"isolation": pool.isolation, "describe": pool.describe()}, f)
             yield pool
     finally:
         del os.environ["RLEF_HOSTILE_TEST_SECRET"]
 
 
-def leftovers(sb) -> list[int]:
-    """Processes on the host that run as one of the sandbox's uids."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
+def leftovers(sb, workers=None) -> list[int]:
+    """Processes of the sandbox's programs still on the host: those that run as one
+    of its uids; forks of a worker (their command line is the worker's, which ends
+    with its uid), the worker and its parent aside; descendants of the workers. A
+    program that shares the caller's uid is found by the last two."""
+    workers = sb._workers if workers is None else workers
+    tags = {f"\0{w.uid}\0".encode() for w in workers}
+    supervisors = {w.proc.pid for w in workers if w.proc}
+    found, parents = set(), {}
+    for pid in map(int, filter(str.isdigit, os.listdir("/proc"))):
         try:
             with open(f"/proc/{pid}/status") as f:
-                uid = next(int(line.split()[1]) for line in f if line.startswith("Uid:"))
-        except (OSError, StopIteration):
+                fields = dict(line.split(":", 1) for line in f if ":" in line)
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                command = f.read()
+            parents[pid] = int(fields["PPid"])
+        except (OSError, KeyError, ValueError):
             continue
-        if uid in sb.uids:
-            found.append(int(pid))
-    return found
+        if int(fields["Uid"].split()[0]) in sb.uids or any(command.endswith(tag) for tag in tags):
+            found.add(pid)
+    serving = {pid for pid, parent in parents.items() if parent in supervisors}
+    for pid in parents:
+        ancestor, depth = parents.get(pid), 0
+        while ancestor and ancestor not in serving and depth < 64:
+            ancestor, depth = parents.get(ancestor), depth + 1
+        if ancestor in serving:
+            found.add(pid)
+    return sorted(found - supervisors - serving)
+
+
+def mode(sb) -> str:
+    return sb.isolation["mode"]
 
 
 @pytest.fixture(autouse=True)
@@ -88,17 +117,15 @@ def test_fresh_empty_working_directory_removed_afterwards(sb):
     for _ in range(4):  # several runs per worker: each starts empty
         r = run(sb, code)
         assert r.stdout == "[] True\n", r.stderr
-    if sb.isolation["private_root"] and os.geteuid() == 0:
+    if sb.isolation["private_root"] and os.geteuid() == 0:  # (landlock: the runs above start empty)
         for worker in sb._workers:
             assert os.listdir(worker_root(worker) + "/sandbox") == []
 
 
 def test_cannot_write_outside_its_working_directory(sb, tmp_path):
-    if not sb.isolation["private_root"]:
-        pytest.skip("no mount namespace here: the README lists what remains")
     token = secrets.token_hex(6)
     targets = ["/tmp", "/var/tmp", "/dev/shm", "/root", "/home", "/", "/usr", "/usr/lib", "/etc",
-               "/sandbox", "..", "/proc", "/proc/self", str(tmp_path), os.getcwd(),
+               "..", "../..", "/proc", "/proc/self", str(tmp_path), os.getcwd(),
                os.path.dirname(os.__file__)]
     code = f"""
         import os
@@ -119,9 +146,38 @@ def test_cannot_write_outside_its_working_directory(sb, tmp_path):
         assert not os.path.exists(os.path.join(d, f"rlef-escape-{token}"))
 
 
+def test_cannot_change_the_callers_files(sb, tmp_path):
+    """Not their contents, and neither what Landlock does not cover: mode, owner,
+    times, size by path, extended attributes, hard links."""
+    victim = tmp_path / "data.txt"
+    victim.write_text("keep me")
+    os.chmod(tmp_path, 0o777), os.chmod(victim, 0o666)  # writable by anyone on the host
+    before = os.stat(victim)
+    code = f"""
+        import os
+        ok = []
+        p = {str(victim)!r}
+        for name, attempt in [("open", lambda: open(p, "a").write("x")), ("chmod", lambda: os.chmod(p, 0o600)),
+                              ("utime", lambda: os.utime(p, (0, 0))), ("truncate", lambda: os.truncate(p, 0)),
+                              ("setxattr", lambda: os.setxattr(p, "user.rlef", b"x")),
+                              ("link", lambda: os.link(p, "mine")), ("rename", lambda: os.rename(p, "mine")),
+                              ("unlink", lambda: os.unlink(p)), ("chown", lambda: os.chown(p, os.getuid(), os.getgid()))]:
+            try:
+                attempt()
+                ok.append(name)
+            except OSError:
+                pass
+        print(ok)
+    """
+    r = run(sb, code)
+    assert r.stdout == "[]\n", r.stdout + r.stderr
+    after = os.stat(victim)
+    assert victim.read_text() == "keep me"
+    assert (after.st_mode, after.st_uid, after.st_mtime_ns, after.st_nlink) == (
+        before.st_mode, before.st_uid, before.st_mtime_ns, before.st_nlink)
+
+
 def test_cannot_read_the_callers_files(sb, tmp_path):
-    if not sb.isolation["private_root"]:
-        pytest.skip("no mount namespace here: the README lists what remains")
     secret = "file-" + secrets.token_hex(8)
     (tmp_path / "expected.txt").write_text(secret)
     os.chmod(tmp_path, 0o755), os.chmod(tmp_path / "expected.txt", 0o644)  # world-readable on the host
@@ -142,11 +198,21 @@ def test_cannot_read_the_callers_files(sb, tmp_path):
 
 # --------------------------------------------------------------------- network
 
-def test_no_network(sb):
-    if not sb.isolation["network_namespace"]:
-        pytest.skip("no network namespace here: the README lists what remains")
+def test_no_network(sb, tmp_path):
+    """Not TCP or UDP to the caller's loopback or the internet, not DNS, not the
+    caller's unix sockets (named or abstract)."""
     server = socket.create_server(("127.0.0.1", 0))  # the caller's loopback
     port = server.getsockname()[1]
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    udp.setblocking(False)
+    abstract = "\0rlef-hostile-" + secrets.token_hex(6)
+    unix_servers = [socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) for _ in range(2)]
+    named = str(tmp_path / "caller.sock")
+    for s, address in zip(unix_servers, (abstract, named)):
+        s.bind(address)
+        s.setblocking(False)
+    os.chmod(tmp_path, 0o777), os.chmod(named, 0o777)
     code = f"""
         import socket
         ok = []
@@ -161,12 +227,24 @@ def test_no_network(sb):
             ok.append("dns")
         except OSError:
             pass
+        for family, kind, address in [(socket.AF_INET, socket.SOCK_DGRAM, ("127.0.0.1", {udp.getsockname()[1]})),
+                                      (socket.AF_UNIX, socket.SOCK_DGRAM, {abstract!r}),
+                                      (socket.AF_UNIX, socket.SOCK_DGRAM, {named!r})]:
+            try:
+                socket.socket(family, kind).sendto(b"escaped", address)
+                ok.append(str(address))
+            except OSError:
+                pass
         print(ok)
     """
     r = run(sb, code)
     server.setblocking(False)
     with pytest.raises(BlockingIOError):  # no connection waits in the backlog
         server.accept()
+    for s in [udp] + unix_servers:
+        with pytest.raises(BlockingIOError):  # no datagram arrived
+            s.recv(100)
+        s.close()
     server.close()
     assert r.stdout == "[]\n", r.stdout + r.stderr
 
@@ -218,8 +296,52 @@ def test_fork_bomb(sb):
     done.set()
     watcher.join()
     assert r.verdict in ("TLE", "RE") and time.monotonic() - t < 6
-    if sb.isolation["unprivileged_uid"]:  # RLIMIT_NPROC holds per worker uid
-        assert 1 < peak[0] <= NPROC * len(sb.uids)
+    # RLIMIT_NPROC per worker uid, or per user namespace, or pids.max per execution; a
+    # program that shares the caller's uid gets NPROC more than that uid had at start
+    assert 1 < peak[0] <= NPROC * len(sb._workers) + 16
+
+
+def test_a_dying_worker_leaves_nothing_running():
+    """The worker is killed while a program and its children run: its parent, the
+    supervisor, kills all of them (the pid namespace dies with the worker; else the
+    orphans come to the supervisor, which kills their process groups, which the
+    program could not leave), and the next program gets a fresh worker."""
+    code = dedent("""
+        import os, time
+        for _ in range(8):
+            if os.fork() == 0:
+                while True:
+                    try:
+                        os.fork()
+                    except OSError:
+                        pass
+                    time.sleep(0.05)
+        time.sleep(30)
+    """)
+    with Sandbox(workers=1) as pool:
+        worker = pool._workers[0]
+        supervisor = worker.proc.pid
+
+        def kill_the_worker():
+            with open(f"/proc/{supervisor}/task/{supervisor}/children") as f:
+                os.kill(int(f.read().split()[0]), signal.SIGKILL)
+        killer = threading.Timer(1.0, kill_the_worker)
+        killer.start()
+        r = pool.run_tests(code, [Test("", "")], time_limit=10)[0]
+        killer.join()
+        assert r.verdict == "SE"
+        dead = [_Gone(worker.uid)]
+        deadline = time.monotonic() + 5
+        while leftovers(pool, dead) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert leftovers(pool, dead) == []
+        assert pool.run_tests(GOOD, [Test("2 3", "5")])[0].verdict == "AC"
+
+
+class _Gone:
+    """A worker that was: its uid (the tag of its forks) and no process."""
+    def __init__(self, uid):
+        self.uid, self.proc = uid, None
 
 
 def test_programs_run_unprivileged(sb):
@@ -227,17 +349,32 @@ def test_programs_run_unprivileged(sb):
         pytest.skip("not root: programs keep the caller's uid (the README says what remains)")
     code = """
         import os
-        caps = [l.split()[1] for l in open("/proc/self/status") if l.startswith("CapEff")]
         try:
             os.setuid(0)
             became_root = True
         except OSError:
             became_root = False
-        print(os.getuid(), os.geteuid(), os.getgid(), caps, became_root)
+        print(os.getuid(), os.geteuid(), os.getgid(), os.getgroups(), became_root)
     """
-    uid, euid, gid, caps, became_root = run(sb, code).stdout.split()
+    uid, euid, gid, groups, became_root = run(sb, code).stdout.split()
     assert int(uid) == int(euid) == int(gid) and int(uid) in sb.uids
-    assert caps == "['0000000000000000']" and became_root == "False"
+    assert groups == "[]" and became_root == "False"  # capabilities: test_programs_are_confined
+
+
+def test_programs_are_confined(sb):
+    """No capabilities, no way to gain privileges through setuid binaries, and in
+    the landlock mode a seccomp filter (read with prctl: /proc is closed there)."""
+    code = """
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        header, data = (ctypes.c_uint32 * 2)(0x20080522, 0), (ctypes.c_uint32 * 6)()
+        libc.capget(header, data)
+        print(list(data)[:2] + list(data)[3:5], libc.prctl(39, 0, 0, 0, 0), libc.prctl(21, 0, 0, 0, 0))
+    """
+    caps, no_new_privs, seccomp_mode = run(sb, code).stdout.strip().rsplit(" ", 2)
+    assert caps == "[0, 0, 0, 0]" and no_new_privs == "1"
+    if sb.isolation["seccomp"]:  # (without, the machine may have a filter of its own: Docker)
+        assert seccomp_mode == "2"
 
 
 def test_cannot_kill_the_sandbox_or_its_caller(sb):
@@ -255,6 +392,92 @@ def test_cannot_kill_the_sandbox_or_its_caller(sb):
     """
     assert run(sb, code).stdout == "done\n"
     # the afterwards check runs a correct program on every worker
+
+
+def test_cannot_signal_the_caller_by_proxy(sb):
+    """F_SETOWN names a process to get SIGIO (F_SETSIG: any signal) when a file is
+    ready: the kernel then signals it with the program's credentials."""
+    received = []
+    previous = signal.signal(signal.SIGUSR2, lambda *a: received.append(1))
+    try:
+        code = f"""
+            import fcntl, os
+            ok = []
+            r, w = os.pipe()
+            for owner in ({os.getpid()}, -{os.getpgid(0)}, os.getppid(), 1):
+                try:
+                    fcntl.fcntl(r, fcntl.F_SETOWN, owner)
+                    fcntl.fcntl(r, 10, {int(signal.SIGUSR2)})  # F_SETSIG
+                    fcntl.fcntl(r, fcntl.F_SETFL, os.O_ASYNC)
+                    os.write(w, b"x"), os.read(r, 1)
+                    ok.append(owner)
+                except OSError:
+                    pass
+            print("done")
+        """
+        assert run(sb, code).stdout == "done\n"
+        time.sleep(0.1)
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    assert received == []
+
+
+def test_cannot_read_or_trace_the_callers_memory(sb):
+    """Not /proc/PID/mem or environ, not ptrace, not process_vm_readv: the caller's
+    memory holds every expected output. (Namespaces: the caller is not even in the
+    program's pid namespace. Landlock: ptrace-like access stays within the sandbox,
+    /proc is closed, and seccomp refuses the calls.)"""
+    caller, secret = os.getpid(), b"MEM-" + secrets.token_hex(8).encode()
+    buffer = ctypes.create_string_buffer(secret)
+    code = f"""
+        import ctypes, os
+        libc = ctypes.CDLL(None, use_errno=True)
+        got = []
+        for path in ("/proc/{caller}/mem", "/proc/{caller}/environ", "/proc/{caller}/maps"):
+            try:
+                with open(path, "rb") as f:
+                    if path.endswith("mem"):
+                        f.seek({ctypes.addressof(buffer)})
+                    got.append(f.read(64))
+            except OSError:
+                pass
+        if libc.ptrace(16, {caller}, 0, 0) == 0:  # PTRACE_ATTACH
+            got.append("ptrace")
+        local = ctypes.create_string_buffer(64)
+        iov_local = (ctypes.c_void_p * 2)(ctypes.addressof(local), 64)
+        iov_remote = (ctypes.c_void_p * 2)({ctypes.addressof(buffer)}, 64)
+        if libc.process_vm_readv({caller}, iov_local, 1, iov_remote, 1, 0) > 0:
+            got.append(local.raw)
+        print(got)
+    """
+    r = run(sb, code)
+    assert r.stdout == "[]\n" and secret.decode() not in r.stdout, r.stdout + r.stderr
+
+
+def test_cannot_reach_the_callers_sysv_memory(sb):
+    """SysV shared memory is not in any folder: without an ipc namespace, a program
+    under the caller's uid could attach the caller's segments by key."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.shmat.restype = ctypes.c_void_p
+    key, secret = secrets.randbelow(1 << 30) + 1, b"SHM-" + secrets.token_hex(8).encode()
+    segment = libc.shmget(key, 4096, 0o1600)  # IPC_CREAT | 0600
+    assert segment >= 0, os.strerror(ctypes.get_errno())
+    try:
+        address = libc.shmat(segment, None, 0)
+        ctypes.memmove(address, secret, len(secret))
+        libc.shmdt(ctypes.c_void_p(address))
+        code = f"""
+            import ctypes
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.shmat.restype = ctypes.c_void_p
+            segment = libc.shmget({key}, 0, 0)
+            address = libc.shmat(segment, None, 0) if segment >= 0 else None
+            print([] if address in (None, ctypes.c_void_p(-1).value) else [ctypes.string_at(address, 40)])
+        """
+        r = run(sb, code)
+        assert r.stdout == "[]\n", r.stdout + r.stderr
+    finally:
+        libc.shmctl(segment, 0, None)  # IPC_RMID
 
 
 def test_proc_shows_only_the_sandbox(sb):
@@ -280,7 +503,53 @@ def test_proc_shows_only_the_sandbox(sb):
 # ------------------------------------------------- expected outputs and checks
 
 SCAN = """
-import os
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype, libc.mmap.argtypes = ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_size_t] + [ctypes.c_int] * 4
+libc.munmap.argtypes = libc.msync.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+libc.write.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
+
+def regions():
+    # (start, end) of every mapping: from /proc/self/maps, or where /proc is closed
+    # (landlock mode) by probing: mmap(MAP_FIXED_NOREPLACE) fails with EEXIST if any
+    # page of a range is mapped, msync() fails with ENOMEM unless all of them are
+    try:
+        with open("/proc/self/maps") as f:
+            return [tuple(int(a, 16) for a in line.split()[0].split("-")) for line in f
+                    if not line.rstrip().endswith(("[vvar]", "[vsyscall]", "[vvar_vclock]"))]
+    except OSError:
+        pass
+    found = []
+    def any_mapped(start, end):
+        address = libc.mmap(start, end - start, 0, 0x22 | 0x100000, -1, 0)
+        if address == start:
+            libc.munmap(start, end - start, 0)
+        return address == ctypes.c_void_p(-1).value and ctypes.get_errno() == 17
+    def walk(start, end):
+        if any_mapped(start, end):
+            if libc.msync(start, end - start, 1) == 0:
+                found.append((start, end))
+            else:
+                middle = start + (end - start) // 2 // 4096 * 4096
+                walk(start, middle), walk(middle, end)
+    walk(1 << 16, 0x7FFFFFFFF000)
+    return found
+
+def readable(start, end):
+    # the readable bytes of [start, end), through a pipe: write() skips what cannot
+    # be read (EFAULT) instead of crashing as a direct read would
+    r, w = os.pipe()
+    chunks, at = [], start
+    while at < end:
+        n = libc.write(w, at, min(end - at, 65536))
+        if n > 0:
+            chunks.append(os.read(r, n))
+            at += n
+        else:
+            at = (at // 4096 + 1) * 4096
+    os.close(r), os.close(w)
+    return b"".join(chunks)
+
 def scan(needle):
     # every readable byte of this process's memory, plus every fd it holds
     found = []
@@ -289,14 +558,9 @@ def scan(needle):
         while i >= 0 and len(found) < 50:
             found.append(blob[max(i - 16, 0):i + 40].hex())
             i = blob.find(needle, i + 1)
-    import ctypes  # reads memory directly (/proc/self/mem is closed to it)
-    for line in open("/proc/self/maps").read().splitlines():
-        addrs, perms = line.split()[:2]
-        if perms[0] != "r" or line.endswith(("[vvar]", "[vsyscall]", "[vvar_vclock]")):
-            continue
-        start, end = (int(a, 16) for a in addrs.split("-"))
+    for start, end in regions():
         for at in range(start, end, 1 << 24):
-            look(ctypes.string_at(at, min(end - at, 1 << 24)))
+            look(readable(at, min(end, at + (1 << 24))))
     for fd in range(256):
         try:
             os.set_blocking(fd, False)
@@ -471,7 +735,8 @@ def test_resource_limits(sb):
     assert int(run(sb, files).stdout) < NOFILE
     assert "File too large" in run(sb, "open('big', 'wb').write(b'x' * (32 << 20))").stderr
     disk = "for i in range(20):\n    open(f'f{i}', 'wb').write(b'x' * (10 << 20))"
-    assert "No space left" in run(sb, disk, memory_limit_mb=512).stderr  # the workdir's tmpfs
+    if sb.isolation["private_root"]:  # the working directory's tmpfs (landlock: lost, says isolation)
+        assert "No space left" in run(sb, disk, memory_limit_mb=512).stderr
     threads = dedent("""
         import threading, time
         n = 0
@@ -484,7 +749,7 @@ def test_resource_limits(sb):
         print(n)
     """)
     n = int(run(sb, threads).stdout)
-    if sb.isolation["unprivileged_uid"]:
+    if sb.isolation["unprivileged_uid"] or sb.isolation["pids_cgroup"]:
         assert n < NPROC
 
 
@@ -505,7 +770,7 @@ def test_memory_of_all_processes_together(sb):
             os.waitpid(pid, 0)
         print("all done")
     """
-    r = run(sb, code, memory_limit_mb=256, time_limit=2)
+    r = run(sb, code, memory_limit_mb=256, time_limit=5)  # reclaim before the OOM kill costs CPU
     assert r.verdict == "MLE", r
 
 
@@ -523,56 +788,3 @@ def test_known_limit_a_program_that_speaks_the_protocol(sb):
         os._exit(0)
     """)
     assert run(sb, code, Test(check="assert False")).verdict == "AC"
-
-
-# ------------------------------------------------------------ without root
-
-UNPRIVILEGED_SMOKE = """
-import json, os, sys
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sandbox import Sandbox, Test
-out = {}
-with Sandbox(workers=1) as sb:
-    out["isolation"] = sb.isolation
-    out["ac_wa"] = [r.verdict for r in sb.run_tests("print(sum(map(int, input().split())))",
-                                                    [Test("1 2", "3"), Test("1 2", "4")])]
-    out["check"] = sb.run_tests("def f(x): return 2 * x", [Test(check="assert f(2) == 4")])[0].verdict
-    r = sb.run_tests("import os\\nprint(open('/proc/self/status').read().split('CapEff:')[1].split()[0])\\n"
-                     "open('/tmp/x', 'w')", [Test("", "")])[0]
-    out["caps"], out["write_tmp"] = r.stdout.strip(), r.stderr.strip().splitlines()[-1]
-    out["mle"] = sb.run_tests("x = [0] * (400 << 20)", [Test("", "")], memory_limit_mb=256)[0].verdict
-    out["tle"] = sb.run_tests("while True: pass", [Test("", "")], time_limit=0.3)[0].verdict
-    out["after"] = sb.run_tests("print(1)", [Test("", "1")])[0].verdict
-print(json.dumps(out))
-"""
-
-
-def test_unprivileged_caller():
-    """Not root: a user namespace gives the same namespaces and private root; the
-    child drops every capability instead of changing uid (README: what remains)."""
-    import shutil
-    import subprocess
-    import sys
-    if os.geteuid() != 0 or not shutil.which("setpriv"):
-        pytest.skip("needs root (to become nobody) and setpriv")
-    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-    pythons = [p for p in ("/usr/bin/python3", "/usr/local/bin/python3", sys.executable) if os.path.exists(p)]
-    probe = "import os, subprocess, sys; os.splice; subprocess.run([sys.executable, '-c', ''], check=True)"
-    usable = [p for p in pythons if subprocess.run(nobody + [p, "-c", probe], capture_output=True).returncode == 0]
-    if not usable:
-        pytest.skip("no Python >= 3.10 that the user nobody can run")
-    import tempfile
-    with tempfile.TemporaryDirectory() as folder:  # pytest's tmp_path is private to root
-        os.chmod(folder, 0o755)
-        shutil.copy(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sandbox.py"), folder)
-        with open(os.path.join(folder, "smoke.py"), "w") as f:
-            f.write(UNPRIVILEGED_SMOKE)
-        p = subprocess.run(nobody + [usable[0], os.path.join(folder, "smoke.py")], capture_output=True,
-                           text=True, timeout=120, cwd=folder)
-    assert p.returncode == 0, p.stderr
-    out = json.loads(p.stdout)
-    assert out["ac_wa"] == ["AC", "WA"] and out["check"] == "AC" and out["after"] == "AC"
-    assert out["mle"] == "MLE" and out["tle"] == "TLE"
-    if out["isolation"]["user_namespace"]:
-        assert out["isolation"]["private_root"] and out["isolation"]["network_namespace"]
-        assert out["caps"] == "0000000000000000" and "No such file or directory" in out["write_tmp"]

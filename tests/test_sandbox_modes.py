@@ -1,0 +1,207 @@
+"""The sandbox on the machines users have: each condition of tests/confine.py
+(unprivileged with submounts, user namespaces refused, Docker's defaults, ...),
+reproduced here with no lasting change to the host. Under each, the sandbox must
+pick the mode it should, say so in Sandbox.isolation, and pass the hostile suite
+(tests/test_sandbox_hostile.py) in that mode; where nothing isolates, Sandbox()
+must refuse to start. Needs root (to set the conditions up) and setpriv-free
+Python: confine.py does it all with ctypes."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FILES = ["sandbox.py", "pytest.ini", "tests/conftest.py", "tests/confine.py", "tests/test_sandbox.py",
+         "tests/test_sandbox_hostile.py"]
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(os.geteuid() != 0, reason="setting the conditions up needs root")]
+
+
+@pytest.fixture(scope="module")
+def nobody_python() -> tuple[str, dict]:
+    """A Python with pytest that the user nobody can run, and the environment for it:
+    this interpreter if nobody may, else the system's with our pytest on its path."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONDONTWRITEBYTECODE": "1",
+           "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    site = str(Path(pytest.__file__).resolve().parents[1])
+    for python in (sys.executable, "/usr/bin/python3", "/usr/local/bin/python3", shutil.which("python3")):
+        for extra in ({}, {"PYTHONPATH": site}):
+            if python and os.path.exists(python) and _as_nobody([python, "-c", "import pytest"], env | extra):
+                return python, env | extra
+    pytest.skip("no Python with pytest that the user nobody can run")
+
+
+def _as_nobody(command: list[str], env: dict) -> bool:
+    drop = "import os, sys; os.setgroups([]); os.setresgid(65534, 65534, 65534); os.setresuid(65534, 65534, 65534); "
+    p = subprocess.run([sys.executable, "-c", drop + "os.execvpe(sys.argv[1], sys.argv[1:], os.environ)", *command],
+                       env=env, capture_output=True, timeout=60)
+    return p.returncode == 0
+
+
+@pytest.fixture(scope="module")
+def checkout():
+    """The files the runs need, in a folder everyone may read (the repository may sit
+    in a home folder that nobody cannot enter), and one they may write reports to."""
+    folder = Path(tempfile.mkdtemp(prefix="rlef-modes-"))
+    for name in FILES:
+        (folder / name).parent.mkdir(exist_ok=True)
+        shutil.copy(ROOT / name, folder / name)
+    for path in [folder, *folder.rglob("*")]:
+        os.chmod(path, 0o777 if path.is_dir() else 0o644)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def confined(checkout, nobody_python, condition: str, *args: str, timeout: int = 300):
+    """Run `python args...` under `condition`, in the checkout; the hostile suite
+    writes its Sandbox's isolation to the report."""
+    python, env = nobody_python
+    report = checkout / f"report-{condition}.json"
+    report.unlink(missing_ok=True)
+    p = subprocess.run([python, "tests/confine.py", condition, "--", python, *args], cwd=checkout,
+                       env=env | {"RLEF_SANDBOX_REPORT": str(report)}, capture_output=True, text=True, timeout=timeout)
+    isolation = json.loads(report.read_text()) if report.exists() else None
+    return p, isolation
+
+
+def run_suites(checkout, nobody_python, condition: str, *files: str):
+    p, report = confined(checkout, nobody_python, condition, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                         "-o", "addopts=", *files)
+    summary = p.stdout.strip().splitlines()[-1:] if p.stdout.strip() else []
+    print(f"{condition}: {summary} {report and report['describe']}")
+    assert p.returncode == 0, p.stdout[-6000:] + p.stderr[-3000:]
+    assert report is not None, p.stdout[-3000:]
+    return report["isolation"]
+
+
+HOSTILE = "tests/test_sandbox_hostile.py"
+
+
+def test_unprivileged_with_submounts_under_usr(checkout, nobody_python):
+    """GPU nodes mount driver files under /usr; in a user namespace those submounts
+    are locked, and the bind of /usr failed with EINVAL. Now: namespace mode."""
+    iso = run_suites(checkout, nobody_python, "submounts", HOSTILE)
+    assert iso["mode"] == "namespaces" and iso["user_namespace"] and iso["private_root"]
+    assert not iso["unprivileged_uid"] and iso["reason"] == ""
+
+
+def test_unprivileged_kernel_without_mount_setattr(checkout, nobody_python):
+    """Before Linux 5.12: each submount remounted read-only on its own, keeping its locked flags."""
+    iso = run_suites(checkout, nobody_python, "old-kernel", HOSTILE)
+    assert iso["mode"] == "namespaces" and iso["user_namespace"]
+
+
+def test_user_namespaces_refused(checkout, nobody_python):
+    """max_user_namespaces is 0: Landlock and seccomp instead, and the program keeps
+    the caller's uid. The functional tests run there too: the seccomp filter must
+    not break what programs do (threads, signals to themselves, limits...)."""
+    iso = run_suites(checkout, nobody_python, "userns-refused", HOSTILE, "tests/test_sandbox.py")
+    assert iso["mode"] == "landlock" and iso["landlock"] >= 1 and iso["seccomp"]
+    assert not any(iso[k] for k in ("user_namespace", "mount_namespace", "pid_namespace", "unprivileged_uid"))
+    assert "unshare(CLONE_NEWUSER): ENOSPC" in iso["reason"]
+
+
+def test_apparmor_refuses_mounts_in_user_namespaces(checkout, nobody_python):
+    """Ubuntu 23.10 and later: unshare(CLONE_NEWUSER) succeeds, what follows fails.
+    The worker probes in a child, so it is not left in a useless user namespace."""
+    iso = run_suites(checkout, nobody_python, "apparmor", HOSTILE)
+    assert iso["mode"] == "landlock" and "EPERM" in iso["reason"]
+
+
+def test_docker_defaults(checkout, nobody_python):
+    """Root without CAP_SYS_ADMIN, namespaces and mounts refused by seccomp: Landlock
+    and seccomp, and a uid of its own per worker."""
+    iso = run_suites(checkout, nobody_python, "docker", HOSTILE, "tests/test_sandbox.py")
+    assert iso["mode"] == "landlock" and iso["seccomp"] and iso["unprivileged_uid"]
+    assert "unshare(CLONE_NEWNS): EPERM" in iso["reason"]
+
+
+def test_cgroup_v2_as_root(checkout, nobody_python):
+    """/sys/fs/cgroup a cgroup2 mount alone. Each execution in a cgroup of its own,
+    emptied by cgroup.kill; memory.max and pids.max where the hierarchy has those
+    controllers (not on a machine whose memory and pids are bound to v1)."""
+    iso = run_suites(checkout, nobody_python, "cgroup2", HOSTILE)
+    assert iso["mode"] == "namespaces" and iso["cgroup"] == "v2" and iso["cgroup_kill"]
+    p, _ = confined(checkout, nobody_python, "cgroup2", "-c", CGROUP_V2_CHECK)
+    assert p.returncode == 0, p.stderr
+    found = json.loads(p.stdout)
+    assert found["isolation"]["memory_cgroup"] == ("memory" in found["controllers"])
+    assert found["isolation"]["pids_cgroup"] == ("pids" in found["controllers"])
+    assert found["daemon"] == "killed" and found["left"] == []
+
+
+def test_cgroup_v2_delegated_to_an_unprivileged_user(checkout, nobody_python):
+    """A user's cgroup delegated as systemd's Delegate=yes does, the caller in a leaf
+    of it: the workers' cgroups go beside that leaf, and leave nothing behind."""
+    iso = run_suites(checkout, nobody_python, "delegated", HOSTILE)
+    assert iso["cgroup"] == "v2" and iso["cgroup_kill"] and not iso["unprivileged_uid"]
+    controllers = Path("/sys/fs/cgroup/unified/cgroup.controllers")
+    if controllers.exists():  # here (hybrid): no memory or pids in the v2 hierarchy
+        assert not iso["memory_cgroup"] and not iso["pids_cgroup"]
+    remains = subprocess.run([sys.executable, str(checkout / "tests/confine.py"), "cgroup2", "--", "ls",
+                              "/sys/fs/cgroup"], capture_output=True, text=True).stdout.split()
+    assert [d for d in remains if d.startswith("rlef-")] == []
+
+
+CGROUP_V2_CHECK = """
+import json, os, time
+from sandbox import Sandbox, Test
+controllers = open("/sys/fs/cgroup/cgroup.controllers").read().split()
+with Sandbox(workers=1) as sb:
+    tree = [d for d in os.listdir("/sys/fs/cgroup") if d.startswith("rlef-sandbox-")]
+    # a daemon that outlives the program; cgroup.kill must end it
+    daemon = "import os, time\\nif os.fork() == 0:\\n    os.setsid()\\n    time.sleep(30)\\nprint(1)"
+    r = sb.run_tests(daemon, [Test("", "1")], time_limit=2)[0]
+    run = f"/sys/fs/cgroup/{tree[0]}/run"
+    alive = open(run + "/cgroup.procs").read().split()
+    out = {"isolation": sb.isolation, "controllers": controllers, "tree": tree,
+           "daemon": "killed" if r.verdict == "AC" and not alive else f"{r.verdict} {alive}"}
+for _ in range(100):  # the supervisor removes the tree once the worker is gone
+    out["left"] = [d for d in os.listdir("/sys/fs/cgroup") if d.startswith("rlef-sandbox-")]
+    if not out["left"]:
+        break
+    time.sleep(0.05)
+print(json.dumps(out))
+"""
+
+
+NOTHING_ISOLATES = """
+import json, warnings
+import sandbox
+from sandbox import IsolationError, Sandbox, Test
+out = {}
+try:
+    Sandbox(workers=1)
+except IsolationError as e:
+    out["error"] = str(e)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    for _ in range(2):  # warned once per process
+        with Sandbox(workers=1, allow_unisolated=True) as sb:
+            out["verdict"] = sb.run_tests("print(1)", [Test("", "1")])[0].verdict
+            out["isolation"], out["describe"] = sb.isolation, sb.describe()
+out["warnings"] = [str(w.message) for w in caught]
+print(json.dumps(out))
+"""
+
+
+def test_nothing_isolates(checkout, nobody_python):
+    """No user namespaces and no Landlock: Sandbox() refuses, naming what failed and
+    the remedies; allow_unisolated=True runs anyway, warns once, and says what is lost."""
+    p, _ = confined(checkout, nobody_python, "no-landlock", "-c", NOTHING_ISOLATES)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    error = out["error"]
+    assert "unshare(CLONE_NEWUSER): ENOSPC" in error and "landlock_create_ruleset: ENOSYS" in error
+    for remedy in ("max_user_namespaces", "apparmor_restrict_unprivileged_userns", "--cap-add SYS_ADMIN",
+                   "as root", "allow_unisolated=True"):
+        assert remedy in error
+    assert out["verdict"] == "AC" and out["isolation"]["mode"] == "unisolated"
+    assert len(out["warnings"]) == 1 and "UNISOLATED" in out["warnings"][0]
+    assert "UNISOLATED" in out["describe"] and "the caller's memory" in out["describe"]
