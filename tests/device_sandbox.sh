@@ -1,0 +1,48 @@
+#!/bin/sh
+# The sandbox on this machine, checked in every mode it can take: run as root from
+# the repository root, with a python3 that has pytest (nothing else of the project).
+#
+#   sh tests/device_sandbox.sh            # ~1-2 minutes; PYTHON=... to pick another python3
+#
+# 1. The machine: kernel, cgroup hierarchies, Landlock ABI.
+# 2. Four test runs at once (each under `timeout`): tests/test_sandbox.py and
+#    tests/test_sandbox_hostile.py as root, and tests/test_sandbox_modes.py, which
+#    runs the hostile suite under each condition of tests/confine.py (unprivileged
+#    with submounts, user namespaces refused, AppArmor-like, Docker's defaults,
+#    cgroup2 alone, a delegated cgroup) in two halves.
+# 3. tests/sandbox_report.py here (root), and as nobody in a delegated cgroup, under
+#    Docker's defaults and with user namespaces refused: the mode and what it claims,
+#    and for cgroup v2 what memory.max, pids.max, memory.events and cgroup.kill did.
+set -u
+cd "$(dirname "$0")/.." || exit 1
+PY=${PYTHON:-python3}
+export PYTHONDONTWRITEBYTECODE=1 PYTEST_DISABLE_PLUGIN_AUTOLOAD=1
+LOGS=$(mktemp -d /tmp/rlef-device-XXXXXX)
+chmod 755 "$LOGS"
+
+echo "== machine: $(uname -sr), $($PY -V 2>&1), $(nproc) cores, uid $(id -u)"
+echo "   /sys/fs/cgroup: $(stat -f -c %T /sys/fs/cgroup)$(test -f /sys/fs/cgroup/cgroup.controllers && echo ", controllers: $(cat /sys/fs/cgroup/cgroup.controllers), subtree_control: $(cat /sys/fs/cgroup/cgroup.subtree_control)")"
+echo "   this process: $(tr '\n' ' ' < /proc/self/cgroup); landlock ABI: $($PY -c 'import ctypes; print(ctypes.CDLL(None).syscall(444, None, 0, 1))')"
+echo "   user.max_user_namespaces: $(cat /proc/sys/user/max_user_namespaces); submounts under /usr: $(awk '$5 ~ "^/usr/" {print $5}' /proc/self/mountinfo | tr '\n' ' ')"
+
+PYTEST="$PY -m pytest -q -p no:cacheprovider -o addopts= -rs"
+timeout 240 $PYTEST tests/test_sandbox.py tests/test_sandbox_hostile.py > "$LOGS/root.log" 2>&1 &
+timeout 240 $PYTEST -s tests/test_sandbox_modes.py -k "submounts or kernel or refused or nothing" > "$LOGS/modes1.log" 2>&1 &
+timeout 240 $PYTEST -s tests/test_sandbox_modes.py -k "apparmor or docker or cgroup" > "$LOGS/modes2.log" 2>&1 &
+wait
+
+for run in root modes1 modes2; do
+    echo "== $run: $(tail -n 1 "$LOGS/$run.log")"
+    grep -E "^(FAILED|ERROR|SKIPPED)" "$LOGS/$run.log" | cut -c1-200
+    grep -oE "[a-z0-9-]+: \['[0-9].*" "$LOGS/$run.log" | cut -c1-600
+done
+
+echo "== sandbox_report.py (mode, claims, cgroup v2 evidence)"
+mkdir -p "$LOGS/repo/tests"  # a copy the user nobody can read, wherever this checkout is
+cp sandbox.py "$LOGS/repo/" && cp tests/confine.py tests/sandbox_report.py "$LOGS/repo/tests/"
+chmod -R a+rX "$LOGS/repo"
+timeout 60 $PY "$LOGS/repo/tests/sandbox_report.py" root
+for condition in delegated docker userns-refused; do
+    (cd "$LOGS/repo" && timeout 60 $PY tests/confine.py "$condition" -- $PY tests/sandbox_report.py "$condition")
+done
+echo "== logs in $LOGS"
