@@ -10,8 +10,31 @@ API
                                                program's top level, same interpreter
     run_tests(code, tests, time_limit=10.0, memory_limit_mb=1024,
               stop_on_failure=False) -> list[TestResult]     (a shared default pool)
-    Sandbox(workers=N): .run_tests(...), .map([(code, tests), ...], ...), .isolation
+    Sandbox(workers=None, allow_unisolated=False): .run_tests(...),
+              .map([(code, tests), ...], ...), .isolation, .describe(), .close()
+    IsolationError(RuntimeError)               Sandbox() where nothing isolates
     outputs_match(expected, actual)            the CodeContests token checker
+
+Isolation: each worker takes the first of three modes that works here (below,
+at "the worker side"): "namespaces", "landlock" (Landlock and seccomp, for
+machines that refuse user namespaces or CAP_SYS_ADMIN), or "unisolated". Where
+only "unisolated" works, Sandbox() raises IsolationError, whose message names the
+failed calls (with errno) and the remedies; Sandbox(allow_unisolated=True) runs
+anyway and warns once per process. Sandbox.isolation says what holds:
+    mode                   "namespaces", "landlock" or "unisolated"
+    user_namespace, mount_namespace, pid_namespace, network_namespace,
+    ipc_namespace          which namespaces the programs run in
+    private_root           the chroot into a read-only view (namespace mode)
+    unprivileged_uid       programs run under a uid of their own (root callers)
+    landlock               the Landlock ABI in force, 0 if none
+    seccomp                the landlock mode's system call filter is in force
+    cgroup                 the hierarchy found: "v1", "v2", "hybrid" or "none"
+    memory_cgroup          memory of all of an execution's processes bounded together
+    pids_cgroup            their number bounded (pids.max)
+    cgroup_kill            leftovers killed by cgroup.kill
+    lost                   what this mode does not protect against, in words
+    reason                 why a stronger mode was not used ("" in namespace mode)
+Sandbox.describe() is the same on one line, for a log.
 
 Verdicts: AC WA TLE MLE RE OLE CE SE, and SKIP for a test that was not run because
 an earlier one failed under stop_on_failure=True. CE means the program does not
@@ -35,12 +58,16 @@ Design: three kinds of process.
       |  pipes: requests and replies; judging of stdout happens here
     worker: a fresh interpreter (`python -I -S -c _WORKER_BOOT`), one per core,
       |  running this file's code as the caller compiled it. It is NOT a fork of
-      |  the caller, so no test data is in its memory. It enters new mount/pid/
-      |  network/ipc namespaces (as pid 1 of its own), chroots into a read-only
-      |  view of the Python install, and forks one child per execution.
-    child: redirects stdin/stdout/stderr, sets rlimits, drops to the worker's
-         own unprivileged uid (unprivileged callers: drops every capability of
-         its user namespace), then runs the program with exec() as __main__.
+      |  the caller, so no test data is in its memory. It sets up isolation once
+      |  (namespace mode: new mount/pid/network/ipc namespaces, as pid 1 of its
+      |  own, and a chroot into a read-only view of the Python install; landlock
+      |  mode: a Landlock ruleset and a seccomp filter for its children), under
+      |  a small supervisor that cleans up after it, and forks one child per
+      |  execution.
+    child: redirects stdin/stdout/stderr, sets rlimits, enters the execution's
+         cgroup (v2), confines itself (landlock mode), drops to the worker's own
+         unprivileged uid (unprivileged callers: drops every capability of its
+         user namespace), then runs the program with exec() as __main__.
 The caller compiles each program (that is the CE check) and sends the marshalled
 code. The worker moves every byte of program, input, check code and output with
 splice(2) between pipes and memfds: none of it ever enters the worker's address
@@ -603,9 +630,11 @@ ST_RELATIME = 4096  # statvfs's f_flag
 MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV = 1, 2, 4
 AT_FDCWD, AT_RECURSIVE = -100, 0x8000
 MNT_DETACH = 2
-PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_GET_SECCOMP, PR_SET_SECCOMP, PR_CAPBSET_DROP = 1, 4, 21, 22, 24
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_SECCOMP, PR_CAPBSET_DROP = 1, 4, 22, 24
 PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 36, 38
 SECCOMP_MODE_FILTER = 2
+# System calls that Python's os module lacks; from 424 on, numbers are the same on every architecture
+SYS_MOUNT_SETATTR, SYS_LANDLOCK_CREATE_RULESET, SYS_LANDLOCK_ADD_RULE, SYS_LANDLOCK_RESTRICT_SELF = 442, 444, 445, 446
 M_ARENA_MAX = -8
 # What a child can see of the host: the Python install and the libraries it loads.
 _VISIBLE = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc/ld.so.cache")
@@ -623,6 +652,11 @@ def _failed(what: str, errno: int) -> OSError:
     (No space left on device)". IsolationError quotes these to the user."""
     import errno as codes
     return OSError(errno, f"{what}: {codes.errorcode.get(errno, errno)} ({os.strerror(errno)})")
+
+
+def _text(error: BaseException) -> str:
+    """What failed, without the "[Errno 1] " that str() puts before an OSError's message."""
+    return re.sub(r"^\[Errno \d+\] ", "", str(error)) or type(error).__name__
 
 
 def _check(result: int, what: str) -> int:
@@ -731,8 +765,8 @@ def _probe(setup) -> str | None:
             os.close(read)
             setup()
             os._exit(0)
-        except BaseException as e:  # "[Errno 1] mount /: EPERM (...)" -> "mount /: EPERM (...)"
-            os.write(write, (re.sub(r"^\[Errno \d+\] ", "", str(e)) or type(e).__name__).encode()[:2000])
+        except BaseException as e:
+            os.write(write, _text(e).encode()[:2000])
         finally:
             os._exit(1)
     os.close(write)
@@ -814,8 +848,7 @@ def _read_only(target: str, device: bool) -> None:
     noexec, atime) cannot be cleared there, and a remount that dropped one is EPERM."""
     flags = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | (0 if device else MOUNT_ATTR_NODEV)
     attr = struct.pack("<QQQQ", flags, 0, 0, 0)  # struct mount_attr: set, clear, propagation, userns
-    if _libc.syscall(_SYSCALLS["mount_setattr"][_ARCH], AT_FDCWD, target.encode(), AT_RECURSIVE,
-                     attr, len(attr)) == 0:
+    if _libc.syscall(SYS_MOUNT_SETATTR, AT_FDCWD, target.encode(), AT_RECURSIVE, attr, len(attr)) == 0:
         return
     import ctypes
     errno = ctypes.get_errno()
@@ -1124,8 +1157,7 @@ _SYSCALLS = {
     "sched_setaffinity": (203, 122), "sched_setparam": (142, 118), "sched_setscheduler": (144, 119),
     "sched_setattr": (314, 274), "migrate_pages": (256, 238), "move_pages": (279, 239),
     "setpriority": (141, 140), "ioprio_set": (251, 30), "fcntl": (72, 25), "ioctl": (16, 29),
-    "setsid": (112, 157), "setpgid": (109, 154), "landlock_create_ruleset": (444, 444), "landlock_add_rule": (445, 445),
-    "landlock_restrict_self": (446, 446),
+    "setsid": (112, 157), "setpgid": (109, 154),
 }
 # Refused outright (EPERM), by threat:
 _DENIED = (
@@ -1250,12 +1282,6 @@ def _seccomp_filter() -> tuple[bytearray, list[tuple[int, int]]]:
     return program, pid_slots
 
 
-def _landlock_abi() -> int:
-    """The Landlock ABI version of the running kernel; 0 where there is none
-    (ENOSYS: too old or not built in; EOPNOTSUPP: not enabled at boot)."""
-    return max(_libc.syscall(_SYSCALLS["landlock_create_ruleset"][_ARCH], None, 0, 1), 0)
-
-
 def _landlock_ruleset(abi: int, readable: list[str], workdir: str) -> int:
     """A Landlock ruleset fd: read and execute beneath `readable`, read and write
     /dev/null and /dev/zero, read /dev/random and /dev/urandom, and everything but
@@ -1269,7 +1295,7 @@ def _landlock_ruleset(abi: int, readable: list[str], workdir: str) -> int:
     scoped = LL_SCOPE_ABSTRACT_UNIX_SOCKET | LL_SCOPE_SIGNAL if abi >= 6 else 0
     size = 8 if abi < 4 else 16 if abi < 6 else 24  # struct landlock_ruleset_attr grew with the ABI
     attr = struct.pack("<QQQ", fs, net, scoped)[:size]
-    ruleset = _check(_libc.syscall(_SYSCALLS["landlock_create_ruleset"][_ARCH], attr, size, 0),
+    ruleset = _check(_libc.syscall(SYS_LANDLOCK_CREATE_RULESET, attr, size, 0),
                      "landlock_create_ruleset")
     rules = [(path, _LL_READ) for path in readable]
     rules += [("/dev/null", _LL_DEVICE), ("/dev/zero", _LL_DEVICE), ("/dev/random", LL_FS_READ_FILE),
@@ -1282,7 +1308,7 @@ def _landlock_ruleset(abi: int, readable: list[str], workdir: str) -> int:
         rights &= fs if os.path.isdir(path) else fs & _LL_FILE
         try:
             rule = struct.pack("<Qi", rights, fd)  # struct landlock_path_beneath_attr (packed)
-            _check(_libc.syscall(_SYSCALLS["landlock_add_rule"][_ARCH], ruleset, 1, rule, 0),
+            _check(_libc.syscall(SYS_LANDLOCK_ADD_RULE, ruleset, 1, rule, 0),
                    f"landlock_add_rule {path}")
         finally:
             os.close(fd)
@@ -1494,7 +1520,7 @@ class _Executor:
                         "v2": "no cgroup v2 here that this process can reach",
                         "none": "no cgroups mounted"}[iso["cgroup"]]
         except OSError as e:
-            note = str(e)
+            note = _text(e)
         iso["memory_cgroup"], iso["cgroup_kill"] = self.oom_fd is not None, self.kill_fd is not None
         if not iso["memory_cgroup"]:
             lost.append(f"memory of all processes together, only RLIMIT_AS per process ({note})")
@@ -1506,15 +1532,19 @@ class _Executor:
         if _ARCH is None:
             reasons.append(f"landlock: no seccomp filter here for {os.uname().machine}")
             return
-        abi = _libc.syscall(_SYSCALLS["landlock_create_ruleset"][_ARCH], None, 0, 1)
+        if os.geteuid() == 0 and self.uid is None and not iso["pids_cgroup"]:  # root ignores RLIMIT_NPROC
+            reasons.append("landlock: root cannot take another uid here (setresuid refused) and no pids "
+                           "cgroup is writable: nothing would bound a fork bomb")
+            return
+        abi = _libc.syscall(SYS_LANDLOCK_CREATE_RULESET, None, 0, 1)
         if abi < 0:
-            reasons.append("landlock: " + _failed("landlock_create_ruleset", ctypes.get_errno()).strerror)
+            reasons.append("landlock: " + _text(_failed("landlock_create_ruleset", ctypes.get_errno())))
             return
         readable = list(_VISIBLE) + [sys.base_prefix, sys.base_exec_prefix]
         try:
             self.ruleset = _landlock_ruleset(abi, readable, self.workdir)
         except OSError as e:
-            reasons.append(f"landlock: {e.strerror}")
+            reasons.append("landlock: " + _text(e))
             return
         self.landlock_flags = LL_RESTRICT_SELF_LOG_SAME_EXEC_OFF | LL_RESTRICT_SELF_LOG_SUBDOMAINS_OFF if abi >= 7 else 0
         self.filter, self.pid_slots = _seccomp_filter()
@@ -1534,7 +1564,7 @@ class _Executor:
         pid = os.getpid()
         for offset, sign in self.pid_slots:
             struct.pack_into("<I", self.filter, offset, (sign * pid) & 0xFFFFFFFF)
-        _check(_libc.syscall(_SYSCALLS["landlock_restrict_self"][_ARCH], self.ruleset, self.landlock_flags),
+        _check(_libc.syscall(SYS_LANDLOCK_RESTRICT_SELF, self.ruleset, self.landlock_flags),
                "landlock_restrict_self")
         _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, self.fprog), "prctl(PR_SET_SECCOMP)")
 
