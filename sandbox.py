@@ -1159,7 +1159,12 @@ _SYSCALLS = {
     "setpriority": (141, 140), "ioprio_set": (251, 30), "fcntl": (72, 25), "ioctl": (16, 29),
     "setsid": (112, 157), "setpgid": (109, 154),
 }
-# Refused outright (EPERM), by threat:
+# Two filters. A kernel compiles each filter it is given (~1.5 us an instruction
+# here), so the large one, which holds for the worker too, is installed once in the
+# worker, and each child installs only a small one: what depends on its pid, and
+# what the worker itself needs (it signals its children and cleans up their folder).
+#
+# Refused outright (EPERM), by threat, in the worker's filter:
 _DENIED = (
     # the network: no new socket of any kind (TCP, UDP, raw, unix, netlink); io_uring
     # would make network and other calls out of seccomp's sight
@@ -1171,8 +1176,6 @@ _DENIED = (
     # keyrings; watching the caller's folders
     "bpf", "perf_event_open", "userfaultfd", "keyctl", "add_key", "request_key",
     "fanotify_init", "fanotify_mark", "inotify_add_watch",
-    # leaving its process group, which the worker kills at once (there is no pid namespace)
-    "setsid", "setpgid",
     # namespaces and mounts
     "unshare", "setns", "mount", "umount2", "pivot_root", "chroot", "mount_setattr", "open_tree",
     "move_mount", "fsopen", "fsconfig", "fsmount", "fspick", "open_tree_attr",
@@ -1180,48 +1183,53 @@ _DENIED = (
     "shmget", "shmat", "shmctl", "shmdt", "semget", "semop", "semctl", "semtimedop", "msgget",
     "msgsnd", "msgrcv", "msgctl", "mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive",
     "mq_notify", "mq_getsetattr",
-    # what Landlock does not cover: changing the mode, owner, times or attributes of
-    # files the program cannot open; truncate(2) before ABI 3; opening by file handle
-    "truncate", "chmod", "fchmodat", "fchmodat2", "chown", "lchown", "fchownat", "utime", "utimes",
-    "futimesat", "utimensat", "setxattr", "lsetxattr", "removexattr", "lremovexattr", "setxattrat",
-    "removexattrat", "file_setattr", "name_to_handle_at", "open_by_handle_at",
+    # what Landlock does not cover: changing the owner, times or attributes of files
+    # the program cannot open (their mode: the child's filter); truncate(2) before
+    # ABI 3; opening by file handle
+    "truncate", "chown", "lchown", "fchownat", "utime", "utimes", "futimesat", "utimensat", "setxattr",
+    "lsetxattr", "removexattr", "lremovexattr", "setxattrat", "removexattrat", "file_setattr",
+    "name_to_handle_at", "open_by_handle_at",
 )
-# Allowed only with these arguments: (argument, "in" or "not in", values) must all
-# hold. PID is the program's own process: each child writes its pid into the filter.
+# Allowed only with these arguments: (argument, "in" or "not in", values) must all hold.
 _NAMESPACE_FLAGS = (CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER
                     | CLONE_NEWPID | CLONE_NEWNET)
-_ITSELF = (0, "PID")  # "this process" as a pid argument
 _CONDITIONS = {
-    # signals: to itself, its process group (the child's own session), or its threads;
-    # never kill(-1) or to the caller, whose uid the program may share
-    "kill": [(0, "in", (0, "PID", "-PID"))],
-    "tkill": [(0, "in", ("PID",))],
-    "tgkill": [(0, "in", ("PID",))],
-    "rt_sigqueueinfo": [(0, "in", ("PID",))],
-    "rt_tgsigqueueinfo": [(0, "in", ("PID",))],
-    # changing another process's limits, scheduling, priority or memory placement
-    "prlimit64": [(0, "in", _ITSELF)],
-    "sched_setaffinity": [(0, "in", _ITSELF)],
-    "sched_setparam": [(0, "in", _ITSELF)],
-    "sched_setscheduler": [(0, "in", _ITSELF)],
-    "sched_setattr": [(0, "in", _ITSELF)],
-    "migrate_pages": [(0, "in", _ITSELF)],
-    "move_pages": [(0, "in", _ITSELF)],
-    "setpriority": [(0, "in", (0,)), (1, "in", _ITSELF)],  # PRIO_PROCESS only: not PRIO_USER
-    "ioprio_set": [(0, "in", (1,)), (1, "in", _ITSELF)],  # IOPRIO_WHO_PROCESS only
+    # another process's limits, scheduling, priority or memory placement: only its own,
+    # as pid 0 (what the C library passes), never the caller's, whose uid it may share
+    "prlimit64": [(0, "in", (0,))],
+    "sched_setaffinity": [(0, "in", (0,))],
+    "sched_setparam": [(0, "in", (0,))],
+    "sched_setscheduler": [(0, "in", (0,))],
+    "sched_setattr": [(0, "in", (0,))],
+    "migrate_pages": [(0, "in", (0,))],
+    "move_pages": [(0, "in", (0,))],
+    "setpriority": [(0, "in", (0,)), (1, "in", (0,))],  # PRIO_PROCESS only: not PRIO_USER
+    "ioprio_set": [(0, "in", (1,)), (1, "in", (0,))],  # IOPRIO_WHO_PROCESS only
     # signals by proxy: SIGIO (or any signal, F_SETSIG) sent to an owner it names
     "fcntl": [(1, "not in", (8, 10, 15))],  # F_SETOWN, F_SETSIG, F_SETOWN_EX
     "ioctl": [(1, "not in", (0x8901, 0x8902, 0x5412))],  # FIOSETOWN, SIOCSPGRP, TIOCSTI
     # new namespaces
     "clone": [(0, "no bits of", _NAMESPACE_FLAGS)],
 }
+# The child's filter: leaving its process group, which the worker kills at once
+# (there is no pid namespace); changing file modes (Landlock does not cover them);
+_CHILD_DENIED = ("setsid", "setpgid", "chmod", "fchmodat", "fchmodat2")
+# and signals only to itself, its process group (the child's own session) or its
+# threads: never kill(-1) or to the caller. PID: the child writes its pid there.
+_CHILD_CONDITIONS = {
+    "kill": [(0, "in", (0, "PID", "-PID"))],
+    "tkill": [(0, "in", ("PID",))],
+    "tgkill": [(0, "in", ("PID",))],
+    "rt_sigqueueinfo": [(0, "in", ("PID",))],
+    "rt_tgsigqueueinfo": [(0, "in", ("PID",))],
+}
 SECCOMP_RET_KILL_PROCESS, SECCOMP_RET_ERRNO, SECCOMP_RET_ALLOW = 0x80000000, 0x00050000, 0x7FFF0000
 EPERM, ENOSYS = 1, 38
 
 
-def _seccomp_filter() -> tuple[bytearray, list[tuple[int, int]]]:
-    """The landlock mode's seccomp filter, as a classic BPF program (seccomp(2)),
-    and where in it each child writes its own pid: [(byte offset, sign)].
+def _seccomp_filter(denied: tuple, conditions: dict) -> tuple[bytearray, list[tuple[int, int]]]:
+    """A seccomp filter of the landlock mode, as a classic BPF program (seccomp(2)),
+    and where in it a child writes its own pid: [(byte offset, sign)].
 
     Refused calls fail with EPERM, never kill: what a program does wrong is its own
     runtime error. Only a foreign calling convention is killed: 32-bit (int 0x80)
@@ -1245,19 +1253,20 @@ def _seccomp_filter() -> tuple[bytearray, list[tuple[int, int]]]:
     emit(LD, 0)  # seccomp_data.nr
     if _ARCH == 0:
         emit(JGE, 0x40000000, "return kill")  # x32
-    for name in _DENIED:
+    for name in denied:
         if name in numbers:
             emit(JEQ, numbers[name], "return deny")
-    emit(JEQ, numbers["clone3"], "return enosys")
-    for name in _CONDITIONS:
+    if "clone" in conditions:
+        emit(JEQ, numbers["clone3"], "return enosys")
+    for name in conditions:
         emit(JEQ, numbers[name], name)
     emit(RET, SECCOMP_RET_ALLOW)
-    for name, conditions in _CONDITIONS.items():
+    for name, tests in conditions.items():
         labels[name] = len(code)
-        for number, (argument, test, values) in enumerate(conditions):
+        for number, (argument, test, values) in enumerate(tests):
             if number:
                 labels[f"{name}.{number}"] = len(code)
-            passed = f"{name}.{number + 1}" if number + 1 < len(conditions) else f"{name}.end"
+            passed = f"{name}.{number + 1}" if number + 1 < len(tests) else f"{name}.end"
             emit(LD, 16 + 8 * argument)  # seccomp_data.args[argument], its low half
             if test == "in":
                 for value in values:
@@ -1280,6 +1289,14 @@ def _seccomp_filter() -> tuple[bytearray, list[tuple[int, int]]]:
         assert all(0 <= j < 256 for j in jumps), "a seccomp jump out of range"
         program += struct.pack("<HBBI", op, *jumps, k)
     return program, pid_slots
+
+
+def _fprog(program: bytearray) -> tuple[bytes, object]:
+    """struct sock_fprog for a filter (its length, a pointer to it), and the ctypes
+    view that keeps the pointer valid."""
+    import ctypes
+    memory = (ctypes.c_char * len(program)).from_buffer(program)
+    return struct.pack("<H6xQ", len(program) // 8, ctypes.addressof(memory)), memory
 
 
 def _landlock_ruleset(abi: int, readable: list[str], workdir: str) -> int:
@@ -1547,32 +1564,37 @@ class _Executor:
             reasons.append("landlock: " + _text(e))
             return
         self.landlock_flags = LL_RESTRICT_SELF_LOG_SAME_EXEC_OFF | LL_RESTRICT_SELF_LOG_SUBDOMAINS_OFF if abi >= 7 else 0
-        self.filter, self.pid_slots = _seccomp_filter()
-        self.filter_memory = (ctypes.c_char * len(self.filter)).from_buffer(self.filter)
-        self.fprog = struct.pack("<H6xQ", len(self.filter) // 8, ctypes.addressof(self.filter_memory))
+        worker_filter, _ = _seccomp_filter(_DENIED, _CONDITIONS)
+        self.filter, self.pid_slots = _seccomp_filter(_CHILD_DENIED, _CHILD_CONDITIONS)
+        self.fprogs = [_fprog(worker_filter), _fprog(self.filter)]  # (each keeps its buffer alive)
         failure = _probe(self._confine_test)
         if failure:
             reasons.append("landlock: " + failure)
             os.close(self.ruleset)
             self.ruleset = None
             return
+        _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, self.fprogs[0][0]), "prctl(PR_SET_SECCOMP)")
+        for _ in range(3):  # ctypes' call path warmed here, not in each child: ~9 page faults a child
+            _libc.syscall(SYS_LANDLOCK_RESTRICT_SELF, -1, 0), _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, None)
         iso.update(mode="landlock", landlock=abi, seccomp=True)
 
     def _confine(self) -> None:
-        """In the child, before the program: Landlock, and the seccomp filter with
-        our own pid written into it."""
+        """In the child, before the program: Landlock, and the child's seccomp filter
+        with our own pid written into it (the worker's filter holds already)."""
         pid = os.getpid()
         for offset, sign in self.pid_slots:
             struct.pack_into("<I", self.filter, offset, (sign * pid) & 0xFFFFFFFF)
         _check(_libc.syscall(SYS_LANDLOCK_RESTRICT_SELF, self.ruleset, self.landlock_flags),
                "landlock_restrict_self")
-        _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, self.fprog), "prctl(PR_SET_SECCOMP)")
+        _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, self.fprogs[1][0]), "prctl(PR_SET_SECCOMP)")
 
     def _confine_test(self) -> None:
         """For _probe: confined as a child will be, the folder around the working
-        folder is closed (Landlock holds), no socket can be made (seccomp holds),
-        and the standard library can be read: under a uid of its own, a program
-        finds no Python installed where only root may look (pyenv under /root)."""
+        folder is closed (Landlock holds), no socket can be made and no signal sent
+        to the worker (seccomp holds), and the standard library can be read: under a
+        uid of its own, a program finds no Python installed where only root may look
+        (pyenv under /root)."""
+        _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, self.fprogs[0][0]), "prctl(PR_SET_SECCOMP)")
         self._confine()
         if self.uid is not None:
             os.setgroups([])
@@ -1585,7 +1607,8 @@ class _Executor:
             raise RuntimeError(f"a program under a uid of its own cannot read the standard library ({stdlib}): "
                                "install Python where every user may read it") from None
         for attempt, what in ((lambda: os.listdir(os.path.dirname(self.workdir)), "Landlock"),
-                              (lambda: _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM), "seccomp")):
+                              (lambda: _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM), "seccomp"),
+                              (lambda: os.kill(os.getppid(), 0), "seccomp for children")):
             try:
                 attempt()
             except PermissionError:

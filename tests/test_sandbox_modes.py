@@ -3,8 +3,9 @@
 reproduced here with no lasting change to the host. Under each, the sandbox must
 pick the mode it should, say so in Sandbox.isolation, and pass the hostile suite
 (tests/test_sandbox_hostile.py) in that mode; where nothing isolates, Sandbox()
-must refuse to start. Needs root (to set the conditions up) and setpriv-free
-Python: confine.py does it all with ctypes."""
+must refuse to start. Needs root to set the conditions up (confine.py does it
+with ctypes: no setpriv or unshare binaries), and a Python with pytest that the
+user nobody can run. Marked slow: about a minute on 2 cores."""
 import json
 import os
 import shutil
