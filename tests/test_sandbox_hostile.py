@@ -268,7 +268,7 @@ def test_daemonised_grandchildren_are_killed(sb):
     t = time.monotonic()
     r = run(sb, code)
     assert "main exits" in r.stdout and r.exit_code == 0
-    assert time.monotonic() - t < 3  # the daemon, still writing to stdout, did not keep the run open
+    assert time.monotonic() - t < 10  # the daemon (30 s, writing to stdout) did not keep the run open
     # (afterwards_all_is_well checks that no process of the sandbox's uids is left)
 
 
@@ -295,7 +295,7 @@ def test_fork_bomb(sb):
     r = run(sb, code, time_limit=0.5)
     done.set()
     watcher.join()
-    assert r.verdict in ("TLE", "RE") and time.monotonic() - t < 6
+    assert r.verdict in ("TLE", "RE") and time.monotonic() - t < 15  # ends (slowly on a loaded machine)
     # RLIMIT_NPROC per worker uid, or per user namespace, or pids.max per execution; a
     # program that shares the caller's uid gets NPROC more than that uid had at start
     assert 1 < peak[0] <= NPROC * len(sb._workers) + 16
