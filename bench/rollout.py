@@ -5,7 +5,8 @@ and the transformers engine before and after rows end while generating.
 
 Every engine plays the same multi-turn episodes (SmolLM2-135M-Instruct, easy
 set valid split, 3 turns, the CPU demo's sampling: T = 0.5, answers of at most
-192 tokens that end at the line closing their code block), bf16, through the
+192 tokens that end at the line closing their code block), in bf16 where the
+CPU has it natively and fp32 elsewhere (rlef.engine_dtype), through the
 same sandbox. The transformers engine runs two ways, alternating repeat by
 repeat with the same seed, so that both sample the very same tokens:
 
@@ -58,7 +59,7 @@ def main():
     model = data.resolve_model(data.SMOLLM2)
     tok = data.load_tokenizer(model)
     problems = data.load_easy("valid")[:args.problems] * args.samples
-    cfg = rlef.Config(engine_dtype="bfloat16", max_turns=3, max_new_tokens=args.max_new_tokens,
+    cfg = rlef.Config(max_turns=3, max_new_tokens=args.max_new_tokens,
                       max_context=2048, temperature=0.5, stop="\n```\n")
     runs: dict[str, list] = {"vllm": [], "hf": [], "hf, rows to the end": []}
     sync = float("nan")
@@ -82,7 +83,8 @@ def main():
     same = ids["hf"] == ids["hf, rows to the end"]
 
     print(f"\n{len(problems)} episodes ({args.problems} problems x {args.samples}), up to 3 turns, "
-          f"max {args.max_new_tokens} new tokens, stop at the closing fence, T = 0.5, SmolLM2-135M bf16, "
+          f"max {args.max_new_tokens} new tokens, stop at the closing fence, T = 0.5, SmolLM2-135M "
+          f"{rlef.engine_dtype(cfg)}, "
           f"{args.repeats} repeats (medians)\n")
     print("| engine | episodes | turns | kept tokens | rollout s | gen tok/s | episodes/s | generate | sandbox |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -2,7 +2,7 @@
 
 Tolerances, measured on this CPU: with fp32 weights in both engines the greedy
 tokens are identical and vLLM's log-probs match the trainer's recomputation to
-~1e-5; a bf16 vLLM engine (what training uses) stays within 0.1 per token of
+~1e-5; a bf16 vLLM engine (what training uses where bf16 is native) stays within 0.1 per token of
 the fp32 trainer (mean ~0.015), which the PPO off-policy correction absorbs.
 """
 import random
@@ -51,9 +51,9 @@ def vllm_fp32(smollm2):
 
 
 @pytest.fixture(scope="module")
-def vllm_bf16(smollm2):
-    """The engine as training runs it."""
-    engine = rlef.make_engine(smollm2, Config(engine_dtype="bfloat16", max_context=1536))
+def vllm_training(smollm2):
+    """The engine as training builds it (bf16 where the hardware has it, rlef.engine_dtype)."""
+    engine = rlef.make_engine(smollm2, Config(max_context=1536))
     yield engine
     engine.close()
 
@@ -95,29 +95,29 @@ def test_sampled_logprobs_are_those_of_the_tempered_distribution(vllm_fp32, hf, 
                                        rtol=0, atol=1e-4)
 
 
-def test_weight_sync_changes_greedy_output_and_the_originals_bring_it_back(vllm_bf16, hf, prompts):
-    before = [c.ids for c in vllm_bf16.generate(prompts, [24] * 3, 0.0, 1.0)]
+def test_weight_sync_changes_greedy_output_and_the_originals_bring_it_back(vllm_training, hf, prompts):
+    before = [c.ids for c in vllm_training.generate(prompts, [24] * 3, 0.0, 1.0)]
     original = {k: t.clone() for k, t in hf.model.state_dict().items()}
     g = torch.Generator().manual_seed(0)
-    vllm_bf16.load_weights((k, t + 0.02 * torch.randn(t.shape, generator=g)) for k, t in original.items())
-    perturbed = [c.ids for c in vllm_bf16.generate(prompts, [24] * 3, 0.0, 1.0)]
+    vllm_training.load_weights((k, t + 0.02 * torch.randn(t.shape, generator=g)) for k, t in original.items())
+    perturbed = [c.ids for c in vllm_training.generate(prompts, [24] * 3, 0.0, 1.0)]
     assert perturbed != before
-    vllm_bf16.load_weights(original.items())
-    assert [c.ids for c in vllm_bf16.generate(prompts, [24] * 3, 0.0, 1.0)] == before
+    vllm_training.load_weights(original.items())
+    assert [c.ids for c in vllm_training.generate(prompts, [24] * 3, 0.0, 1.0)] == before
 
 
-def test_bf16_vllm_episodes_on_the_easy_set(smollm2, vllm_bf16, hf):
-    """A few real multi-turn episodes with the training engine (bf16), sampled
+def test_training_engine_episodes_on_the_easy_set(smollm2, vllm_training, hf):
+    """A few real multi-turn episodes with the training engine, sampled
     at T = 0.7: the behaviour log-probs are those of softmax(z / T)."""
     tok = data.load_tokenizer(smollm2)
     cfg = Config(max_turns=2, max_new_tokens=96, max_context=1536, temperature=0.7)
     with Sandbox(workers=2) as sb:
-        eps = rlef.rollout(vllm_bf16, sb, tok, data.load_easy("valid")[:4], cfg, random.Random(0))
+        eps = rlef.rollout(vllm_training, sb, tok, data.load_easy("valid")[:4], cfg, random.Random(0))
     for ep in eps:
         assert 1 <= len(ep.turns) <= 2 and ep.done
         assert len(ep.ids) == len(ep.policy_mask) == len(ep.logprobs) <= cfg.max_context
         assert all(t.verdict in {"AC", "WA", "TLE", "MLE", "RE", "OLE", "CE", "NOCODE"} for t in ep.turns)
-        # behaviour log-probs of a bf16 engine vs the fp32 trainer
+        # behaviour log-probs of the engine (bf16 where native) vs the fp32 trainer
         mask = torch.tensor(ep.policy_mask[1:], dtype=torch.bool)
         with torch.no_grad():
             logits = hf.model(torch.tensor([ep.ids])).logits.float() / cfg.temperature
@@ -145,7 +145,7 @@ def test_hf_rows_end_while_generating_and_give_what_running_to_the_end_gives(hf,
     assert fast_steps == max(len(c.ids) for c in fast) < slow_steps == 48
 
 
-def test_a_folder_with_the_wrong_eos_gives_the_same_greedy_evaluation(smollm2, smollm2_wrong_eos, vllm_bf16, hf):
+def test_a_folder_with_the_wrong_eos_gives_the_same_greedy_evaluation(smollm2, smollm2_wrong_eos, vllm_training, hf):
     """transformers 4.56 to 5.17 wrote <|im_start|> as SmolLM2's eos: a run with
     such a folder died in step 2 (an assertion on what the model sampled). The
     end of an answer now comes from the chat template, so both engines give
@@ -162,7 +162,7 @@ def test_a_folder_with_the_wrong_eos_gives_the_same_greedy_evaluation(smollm2, s
         return [(ep.ids, ep.policy_mask, [t.verdict for t in ep.turns], ep.judged, ep.solved) for ep in eps]
 
     for name, correct_engine, make, problems, turns, tokens in (
-            ("vllm", vllm_bf16, Config(engine_dtype="bfloat16", max_context=1536), stdin[:1] + function[:1], 2, 48),
+            ("vllm", vllm_training, Config(max_context=1536), stdin[:1] + function[:1], 2, 48),
             ("hf", hf, Config(engine="hf", engine_dtype="float32"), stdin[:1] + function[:1], 2, 48)):
         correct = evaluation(correct_engine, smollm2, problems, turns, tokens)
         assert any(len(e[2]) > 1 for e in correct), name  # feedback turns happened
