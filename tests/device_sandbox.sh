@@ -27,7 +27,7 @@ echo "   /sys/fs/cgroup: $(stat -f -c %T /sys/fs/cgroup)$(test -f /sys/fs/cgroup
 echo "   this process: $(tr '\n' ' ' < /proc/self/cgroup); landlock ABI: $($PY -c 'import ctypes; print(ctypes.CDLL(None).syscall(444, None, 0, 1))')"
 echo "   user.max_user_namespaces: $(cat /proc/sys/user/max_user_namespaces); submounts under /usr: $(awk '$5 ~ "^/usr/" {print $5}' /proc/self/mountinfo | tr '\n' ' ')"
 
-PYTEST="$PY -m pytest -q -p no:cacheprovider -o addopts= -rs"
+PYTEST="$PY -m pytest -q -p no:cacheprovider -o addopts= -rfEs"
 run() {  # LOG ARGS...: at once where there are cores enough, else one after the other
     log="$LOGS/$1.log"
     shift
@@ -41,7 +41,10 @@ wait
 
 for run in root modes-root modes-nobody; do
     echo "== $run: $(tail -n 1 "$LOGS/$run.log")"
-    grep -E "^(FAILED|ERROR|SKIPPED)" "$LOGS/$run.log" | cut -c1-200
+    grep -E "^(FAILED|ERROR|SKIPPED)" "$LOGS/$run.log" | cut -c1-300
+    if grep -qE "^(FAILED|ERROR)" "$LOGS/$run.log"; then  # what went wrong, not only where
+        grep -E "^E |Error|error:" "$LOGS/$run.log" | sort | uniq -c | sort -rn | head -8 | cut -c1-300
+    fi
     grep -oE "[a-z0-9-]+: \['[0-9].*" "$LOGS/$run.log" | cut -c1-600
 done
 
@@ -53,4 +56,5 @@ timeout 60 $PY "$LOGS/repo/tests/sandbox_report.py" root
 for condition in delegated docker userns-refused; do
     (cd "$LOGS/repo" && timeout 60 $PY tests/confine.py "$condition" -- $PY tests/sandbox_report.py "$condition")
 done
+[ -n "${OUT:-}" ] && cp "$LOGS"/*.log "$OUT"/ 2>/dev/null  # the device tool brings $OUT back
 echo "== logs in $LOGS"

@@ -153,18 +153,22 @@ def test_cgroup_v2_delegated_to_an_unprivileged_user(checkout, nobody_python):
 CGROUP_V2_CHECK = """
 import json, os, time
 from sandbox import Sandbox, Test
-controllers = open("/sys/fs/cgroup/cgroup.controllers").read().split()
+# the trees go beside the caller's cgroup, in the root only where the caller is there
+# (on the lent GPU machine the caller was in /process_api/<id>, not in /)
+own = open("/proc/self/cgroup").read().partition("0::")[2].strip()
+base = "/sys/fs/cgroup" + (os.path.dirname(own) if own != "/" else "")
+controllers = open(base + "/cgroup.controllers").read().split()
 with Sandbox(workers=1) as sb:
-    tree = [d for d in os.listdir("/sys/fs/cgroup") if d.startswith("rlef-sandbox-")]
+    tree = [d for d in os.listdir(base) if d.startswith("rlef-sandbox-")]
     # a daemon that outlives the program; cgroup.kill must end it
     daemon = "import os, time\\nif os.fork() == 0:\\n    os.setsid()\\n    time.sleep(30)\\nprint(1)"
     r = sb.run_tests(daemon, [Test("", "1")], time_limit=2)[0]
-    run = f"/sys/fs/cgroup/{tree[0]}/run"
+    run = f"{base}/{tree[0]}/run"
     alive = open(run + "/cgroup.procs").read().split()
     out = {"isolation": sb.isolation, "controllers": controllers, "tree": tree,
            "daemon": "killed" if r.verdict == "AC" and not alive else f"{r.verdict} {alive}"}
 for _ in range(100):  # the supervisor removes the tree once the worker is gone
-    out["left"] = [d for d in os.listdir("/sys/fs/cgroup") if d.startswith("rlef-sandbox-")]
+    out["left"] = [d for d in os.listdir(base) if d.startswith("rlef-sandbox-")]
     if not out["left"]:
         break
     time.sleep(0.05)
