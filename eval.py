@@ -252,15 +252,20 @@ def plot_turn_breakdown(breakdowns: dict[str, dict[int, Counter]], png: str) -> 
 
 
 def plot_learning_curve(metrics_jsonl: str, png: str) -> None:
-    """A training run from its metrics.jsonl: the mean reward per step, and
-    every valid n@k (multi- and single-turn) with its bootstrap interval."""
+    """A training run from its metrics.jsonl: the mean reward and the solve rate
+    per step, and every valid n@k (multi- and single-turn) with its bootstrap interval."""
     plt = _pyplot()
     with open(metrics_jsonl) as f:
         rows = [json.loads(line) for line in f if line.strip()]
     fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(7, 6))
     trained = [r for r in rows if "reward" in r]  # (a row of step 0 holds only the initial evaluation)
-    top.plot([r["step"] for r in trained], [r["reward"] for r in trained], marker="." if len(trained) < 50 else None)
-    top.set(ylabel="mean reward", title=os.path.basename(os.path.dirname(os.path.abspath(metrics_jsonl))))
+    marker = "." if len(trained) < 50 else None
+    steps = [r["step"] for r in trained]
+    top.plot(steps, [r["reward"] for r in trained], marker=marker, label="mean reward")
+    top.set(ylabel="train: mean reward", title=os.path.basename(os.path.dirname(os.path.abspath(metrics_jsonl))))
+    solved = top.twinx()
+    solved.plot(steps, [r["solved"] for r in trained], marker=marker, color="tab:green", label="solve rate")
+    solved.set_ylabel("train: solve rate", color="tab:green")
     keys = sorted({k for r in rows for k in r if re.fullmatch(r"valid/\w+_\d+@\d+", k)})
     for key in keys:
         evals = [r for r in rows if key in r]
