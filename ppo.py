@@ -19,6 +19,7 @@ Reading order:
   3. rewards and advantages (per turn, the paper's default, or per token);
   4. the models, FSDP2 and the optimizer (`build`);
   5. `update`: experience pass, then K minibatch steps with gradient accumulation.
+docs/ppo.md has the formulas as equations, and the benchmark against TRL.
 
 Distributed: one code path. `build` joins the torch.distributed group that
 torchrun set up (nccl on GPUs, gloo on CPU) or, under a plain `python`, makes a
@@ -558,7 +559,7 @@ def clip_grad_norm(model: nn.Module, max_norm: float) -> float:
     return float(norm.full_tensor() if isinstance(norm, DTensor) else norm)
 
 
-def update(learner: Learner, sequences: list[Sequence]) -> dict[str, float]:
+def update(learner: Learner, sequences: list[Sequence], progress=lambda text: None) -> dict[str, float]:
     """One PPO update on a batch of finished episodes (RLEF: 1024 episodes,
     4 optimizer steps of 256). Every rank passes its own share.
 
@@ -572,6 +573,7 @@ def update(learner: Learner, sequences: list[Sequence]) -> dict[str, float]:
        positions) in the chunk over *all ranks*, and FSDP2 sums gradients over
        ranks: so the gradient is the mean over the global minibatch, however the
        episodes are split among ranks and microbatches.
+    `progress(text)` hears which phase runs (rlef's status line shows it).
     """
     cfg, dev, start = learner.config, device(), time.perf_counter()
     table = episode_table(sequences, dev)
@@ -581,6 +583,7 @@ def update(learner: Learner, sequences: list[Sequence]) -> dict[str, float]:
     n = len(sequences)
 
     # 1. experience
+    progress("PPO update: pi_old, reference and values of every episode")
     experience(learner, table, padded_plan(microbatches(list(range(n)), table["lengths"], cfg.micro_tokens)), dev)
     experience_s = time.perf_counter() - start
 
@@ -599,7 +602,8 @@ def update(learner: Learner, sequences: list[Sequence]) -> dict[str, float]:
     grad_norms = {"policy": [], "value": []}
     chunks = [list(range(n))[k * n // cfg.minibatches:(k + 1) * n // cfg.minibatches]
               for k in range(cfg.minibatches)]
-    for rows in chunks:
+    for k, rows in enumerate(chunks):
+        progress(f"PPO update: minibatch {k + 1} of {len(chunks)}")
         n_policy, n_value = all_sum(policy[rows].sum(), value_at[rows].sum())
         for mb_rows in padded_plan(microbatches(rows, table["lengths"], cfg.micro_tokens)):
             mb = rows_of(table, mb_rows, dev)

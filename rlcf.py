@@ -30,7 +30,7 @@ compiler, we check Python with `compile` + pyflakes. Nothing here runs the
 program: that is the point of the comparison with RLEF.
 
 Only the standard library and pyflakes are imported at the top; torch and
-transformers load inside `Discriminator`.
+transformers load inside `Discriminator`. docs/rlcf.md explains the reward.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
     torchrun --nproc_per_node N rlef.py [--preset cpu-demo]
 
-The environment of the paper (Gehring et al. 2025, section 2; RLEF.md):
+The environment of the paper (Gehring et al. 2025, section 2):
 the model answers a problem with a program, the program runs on the
 problem's public tests, failures come back as a new user message, and the
 model tries again, up to 3 answers. The final answer is judged on the private
@@ -12,14 +12,20 @@ compiler checks and a discriminator LLM, nothing executed), `--reward both`
 takes the mean of the two; the turns and their feedback stay the same.
 
 This file holds, top to bottom:
-- `Config`: every hyperparameter, with the paper's values where it has them.
-- The generation engines: vLLM (in-process, colocated with the trainer) and
-  a plain transformers `generate` engine behind the same three methods.
-- Episodes on token ids: each turn's prompt is the chat-template rendering of
+- quiet library logs (RLEF_VERBOSE=1 keeps them) and the live status line;
+- `Config`: every hyperparameter, with the paper's values where it has them;
+- the generation engines: vLLM (in-process, one per GPU or tensor-parallel
+  group, `vllm_args`) and transformers `generate`, behind the same calls;
+  both end answers at the chat template's end of turn;
+- episodes on token ids: each turn's prompt is the chat-template rendering of
   the conversation so far, and sampled answers are kept exactly as sampled, so
-  the sequence PPO trains on is the one the engine saw.
+  the sequence PPO trains on is the one the engine saw;
 - `rollout`: all episodes of a step advance turn by turn, one engine call and
-  one parallel sandbox call per turn.
+  one parallel sandbox call per turn;
+- presets and flags, the checks before heavy work, checkpoints, logs, the
+  valid evaluation, and `main`: the torchrun loop.
+docs/training.md explains the runs and the GPU path; docs/environment.md the
+environment.
 """
 
 from __future__ import annotations
@@ -28,24 +34,77 @@ import contextlib
 import dataclasses
 import gc
 import json
+import logging
 import os
 import random
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable
 
-import data
-import rlcf
-from data import Problem
-from ppo import PPOConfig
-from sandbox import Sandbox, Test
-
 # vLLM runs inside the trainer's process (colocated). On CPU its KV cache must
-# be sized by hand: by default it claims ~20 GiB per process (CPU-NOTES).
+# be sized by hand: by default it claims ~20 GiB per process.
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB: 46k tokens of SmolLM2
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The libraries' own logs are off unless RLEF_VERBOSE=1: vLLM's INFO and WARNING
+# lines were 309 of the first 368 lines of `make demo` (once per rank), with
+# transformers' progress bars and torch's C++ warnings between them. Set before
+# torch (below, through ppo) and vLLM are imported; see also quiet_warnings.
+VERBOSE = bool(os.environ.get("RLEF_VERBOSE"))
+if not VERBOSE:
+    for name, value in (("VLLM_LOGGING_LEVEL", "ERROR"), ("TRANSFORMERS_VERBOSITY", "error"),
+                        ("HF_HUB_DISABLE_PROGRESS_BARS", "1"), ("TORCH_CPP_LOG_LEVEL", "ERROR")):
+        os.environ.setdefault(name, value)
+    # a few vLLM modules warn while vLLM's own logging is not set up yet
+    logging.getLogger("vllm").setLevel(logging.ERROR)
+
+import data  # noqa: E402
+import rlcf  # noqa: E402
+from data import Problem  # noqa: E402
+from ppo import PPOConfig  # noqa: E402
+from sandbox import Sandbox, Test  # noqa: E402
+
+
+def quiet_warnings(rank: int) -> None:
+    """Python's warnings: torch's and vLLM's deprecation notices off (RLEF_VERBOSE=1
+    keeps them), and on ranks other than 0 every warning: one rank speaks."""
+    import warnings
+    if VERBOSE:
+        return
+    for category in (FutureWarning, DeprecationWarning):
+        warnings.filterwarnings("ignore", category=category)
+    if rank != 0:
+        warnings.simplefilter("ignore")
+
+
+class StatusLine:
+    """The live line under the step bar: where the step is (generating turn k,
+    running tests, the PPO update's minibatches, the weight sync), so that a
+    first step of minutes on a laptop shows what it does. Silent until start()
+    (rank 0 of a training run, eval.py) and in a log file (a Slurm job's output
+    gets the step bar and metrics.jsonl); `prefix` names the phase around it."""
+
+    def __init__(self):
+        self.bar, self.prefix = None, ""
+
+    def start(self) -> None:
+        from tqdm import tqdm
+        if sys.stderr.isatty():
+            self.bar = tqdm(bar_format="{desc}", position=1, leave=False)
+
+    def __call__(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.set_description_str(self.prefix + text)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+status = StatusLine()
 
 
 @dataclass
@@ -83,6 +142,9 @@ class Config(PPOConfig):
     tensor_parallel_size: int = 1
     gpu_memory_utilization: float = 0.4
     sandbox_workers: int = 2
+    # run programs even where the sandbox can isolate nothing (sandbox.IsolationError says
+    # why and what would): they then have this user's rights. Never for a policy under training
+    allow_unisolated: bool = False
     # the run
     steps: int = 40                    # PPO updates (paper: 12,000 for 8B)
     # end the run early, with its last evaluation and checkpoint, where another step would
@@ -160,7 +222,8 @@ def vllm_args(model: str, cfg: Config) -> dict:
     return dict(model=model, dtype=engine_dtype(cfg), seed=cfg.seed, max_model_len=cfg.max_context,
                 tensor_parallel_size=cfg.tensor_parallel_size, distributed_executor_backend="external_launcher",
                 enforce_eager=not cuda, gpu_memory_utilization=cfg.gpu_memory_utilization,
-                enable_sleep_mode=cuda, enable_prefix_caching=True, logprobs_mode="processed_logprobs")
+                enable_sleep_mode=cuda, enable_prefix_caching=True, logprobs_mode="processed_logprobs",
+                use_tqdm_on_load=VERBOSE)
 
 
 def _load_into_worker(worker, weights) -> None:
@@ -393,7 +456,7 @@ class Episode:
 
     def terminal_reward(self, cfg: Config) -> float:
         """The reward of the final answer. rlef: +1 if it passes the judge tests,
-        else -1 (RLEF.md). rlcf: the grounding function's reward, in [-1, 1]
+        else -1 (the paper). rlcf: the grounding function's reward, in [-1, 1]
         (rlcf.grounding_reward). both: the mean of the two, in [-1, 1]."""
         execution = 1.0 if self.solved else -1.0
         if cfg.reward == "rlef":
@@ -403,7 +466,7 @@ class Episode:
         return self.grounding.reward if cfg.reward == "rlcf" else (execution + self.grounding.reward) / 2
 
     def rewards(self, cfg: Config) -> list[float]:
-        """The environment's reward per token (RLEF.md, "Reward"): -0.2 on the last
+        """The environment's reward per token (the paper; docs/environment.md): -0.2 on the last
         token of each answer without valid code (in every reward mode), the
         terminal reward (+1 / -1 for RLEF) on the last policy token."""
         r = [0.0] * len(self.ids)
@@ -525,7 +588,7 @@ def rollout(engine, sandbox: Sandbox, tokenizer, problems: list[Problem], cfg: C
             rng: random.Random, times: Counter | None = None, group=None) -> list[Episode]:
     """Play one episode per problem (repeat problems for several samples).
 
-    Turn by turn (RLEF.md, "The environment"): one engine call for all open
+    Turn by turn (the paper, section 2): one engine call for all open
     episodes; code extracted; one sandbox call runs every answer's public
     tests in parallel; an episode ends when its public tests pass, at the turn
     limit, or when the context is full (a failure, counted in `overflow`);
@@ -544,6 +607,7 @@ def rollout(engine, sandbox: Sandbox, tokenizer, problems: list[Problem], cfg: C
         if not open_eps:
             break
         room = [min(cfg.max_new_tokens, cfg.max_context - len(ep.ids)) for ep in open_eps]
+        status(f"turn {turn + 1} of {cfg.max_turns}: generating {len(open_eps)} answers")
         with timed(times, "generate"):
             completions = engine.generate([ep.ids for ep in open_eps], room, cfg.temperature, cfg.top_p, cfg.stop)
         for ep, c in zip(open_eps, completions):
@@ -564,6 +628,7 @@ def rollout(engine, sandbox: Sandbox, tokenizer, problems: list[Problem], cfg: C
         jobs = [(program[id(ep)], ep.problem.public_tests, ep.problem) for ep in with_code]
         jobs += [(program[id(ep)], shown[id(ep)].public_tests, shown[id(ep)]) for ep in with_code
                  if cfg.feedback == "random"]
+        status(f"turn {turn + 1} of {cfg.max_turns}: running {len(jobs)} programs on their public tests")
         with timed(times, "sandbox"):
             results = run_many(sandbox, jobs, stop_on_failure=False, group=group)
         for i, ep in enumerate(with_code):
@@ -581,6 +646,7 @@ def rollout(engine, sandbox: Sandbox, tokenizer, problems: list[Problem], cfg: C
                 continue
             message = data.no_code_message() if t.verdict == "NOCODE" else data.feedback_message(t.feedback)
             add_feedback(tokenizer, ep, message, c.finished, restart=cfg.feedback == "none")
+    status(f"judging {len(episodes)} final answers on the hidden tests")
     with timed(times, "sandbox"):
         judge(sandbox, episodes, group)
     return episodes
@@ -625,16 +691,17 @@ PRESETS: dict[str, dict] = {
                      max_context=1536, stop="\n```\n", temperature=0.5, lr=3e-5, value_lr=1e-4,
                      warmup_steps=4, minibatches=4, micro_tokens=1024, checkpointing=False,
                      eval_every=8, eval_rollouts=1, checkpoint_every=2),
-    # The same model and data on one GPU (an H100 or H200), sized from the run in
-    # GPU-NOTES.md: 128 episodes a step (32 problems x 4) took 36-59 s with the
-    # transformers engine, 71-88% of it generating, and the train solve rate rose
-    # from ~0.1 to ~0.25 within 9 steps. 16 steps are ~10 minutes there (less with
-    # vLLM); valid 1@3 before (step 0) and after. More GPUs: more ranks, same batch.
+    # The same model and data on one GPU (an H100 or H200), sized from its measured run
+    # (results/gpu-demo, one H200, the transformers engine): 128 episodes a step
+    # (32 problems x 4) took 26-52 s, 42 s on average, 66-85% of it generating; the train
+    # solve rate rose from ~0.1 to 0.2-0.3 within 9 steps. 14 steps are ~10 minutes of
+    # training there, plus two evaluations of valid (step 0 and the last) of ~100 s each;
+    # vLLM generates faster. More GPUs: one rank each, the same batch shared out.
     "gpu-demo": dict(model=data.SMOLLM2, train_data="easy:train", valid_data="easy:valid",
-                     steps=16, problems_per_step=32, samples_per_problem=4, max_new_tokens=192,
+                     steps=14, problems_per_step=32, samples_per_problem=4, max_new_tokens=192,
                      max_context=1536, stop="\n```\n", temperature=0.5, lr=3e-5, value_lr=1e-4,
                      warmup_steps=4, minibatches=4, micro_tokens=16384, checkpointing=False,
-                     eval_at_start=True, eval_every=16, eval_rollouts=4, checkpoint_every=4,
+                     eval_at_start=True, eval_every=14, eval_rollouts=4, checkpoint_every=4,
                      gpu_memory_utilization=0.3),
     # The smallest real run, for CI: two steps, a checkpoint each, a tiny evaluation.
     "smoke": dict(model=data.SMOLLM2, train_data="easy:train", valid_data="easy:valid",
@@ -642,7 +709,7 @@ PRESETS: dict[str, dict] = {
                   max_new_tokens=32, max_context=1024, lr=1e-6, value_lr=1e-5, warmup_steps=1,
                   minibatches=1, micro_tokens=2048, eval_every=2, eval_rollouts=1, eval_limit=2,
                   checkpoint_every=1, transcripts_per_step=1),
-    # The paper's set-up (RLEF.md) on one node of 8 GPUs. The paper's batch is
+    # The paper's set-up on one node of 8 GPUs. The paper's batch is
     # 1024 rollouts -> 4 updates of 256 with 288 GPUs; one node keeps the
     # schedule but at 256 rollouts (64 problems x 4 samples) per update, 4 x 64,
     # so that a step takes minutes, not hours. lr, KL, clipping, warm-up,
@@ -911,8 +978,10 @@ def evaluate(engine, sandbox, tokenizer, problems: list[Problem], cfg: Config, u
     for mode, feedback in (("multi", "execution"), ("single", "none")):
         run = dataclasses.replace(cfg, feedback=feedback, temperature=cfg.eval_temperature, top_p=cfg.eval_top_p)
         torch.manual_seed(cfg.seed + 7919 * updates + engine_index)
+        status.prefix = f"evaluating on valid, {mode}-turn: "
         eps = rollout(engine, sandbox, tokenizer, mine, run,
                       random.Random(f"eval-{cfg.seed}-{updates}-{engine_index}"), group=group)
+        status.prefix = ""
         gathered = [None] * dist.get_world_size()  # each engine's episodes once
         dist.all_gather_object(gathered, [(ep.problem.name, ep.solved) for ep in eps] if member == 0 else [])
         mean, lo, hi = bootstrap([sum(v) / len(v) for v in by_problem(sum(gathered, [])).values()])
@@ -954,20 +1023,28 @@ def to_sequence(ep: Episode, cfg: Config):
     return ppo.Sequence(ids=ep.ids, policy_mask=ep.policy_mask, rewards=ep.rewards(cfg), behaviour_logp=ep.logprobs)
 
 
+def say(text: str) -> None:
+    """A line for the person who started the run (rank 0 alone speaks)."""
+    if int(os.environ.get("RANK", 0)) == 0:
+        print(f"rlef: {text}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     cfg, resume = parse_config(argv)
+    quiet_warnings(int(os.environ.get("RANK", 0)))
     free_large_blocks_at_once()
     import torch
     import torch.distributed as dist
     from tqdm import tqdm
     import ppo
+    import sandbox as sandbox_module
 
     # 1. checks, before any heavy work
     try:
         model = data.resolve_model(cfg.model)
+        tokenizer = data.load_tokenizer(model)
     except data.DataError as e:
         raise SystemExit(f"error: {e}") from None
-    tokenizer = data.load_tokenizer(model)
     train = load_split(cfg.train_data, "train", tokenizer, cfg)
     valid = load_split(cfg.valid_data, "valid", tokenizer, cfg)
     world, tp = int(os.environ.get("WORLD_SIZE", 1)), cfg.tensor_parallel_size
@@ -986,8 +1063,21 @@ def main(argv: list[str] | None = None) -> None:
     check_memory(model, cfg, world, judge_model)
     if resume and not checkpoints(cfg.out):
         raise SystemExit(f"error: --resume: no checkpoint in {cfg.out}/checkpoints")
+    try:  # (cheap: a pool of fresh interpreters)
+        sandbox = Sandbox(workers=cfg.sandbox_workers, allow_unisolated=cfg.allow_unisolated)
+    except sandbox_module.IsolationError as e:
+        raise SystemExit(f"error: the sandbox: {e}") from None
+    say(f"{cfg.preset}: {cfg.model} ({model}), {len(train)} training problems ({cfg.train_data}), "
+        f"{len(valid)} valid ({cfg.valid_data}), {cfg.steps} steps of {cfg.problems_per_step} x "
+        f"{cfg.samples_per_problem} episodes")
+    say(f"{world} rank(s), {world // tp} {cfg.engine} engine(s) in {engine_dtype(cfg)}, PPO on "
+        f"{ppo.device().type} in {'bf16' if cfg.bf16 and ppo.native_bf16() else 'fp32'}; run folder {cfg.out}")
+    say(sandbox.describe())
+    if int(os.environ.get("RANK", 0)) == 0:
+        status.start()
 
-    # 2. models, engine, sandbox; the run folder and its config
+    # 2. models, engine; the run folder and its config
+    status("loading the policy, the reference and the value model")
     learner = ppo.build(model, cfg)
     rank = dist.get_rank()
     engine_index, engines, member = engine_group(cfg, rank, world)
@@ -1008,11 +1098,11 @@ def main(argv: list[str] | None = None) -> None:
         with open(os.path.join(last, "state.json")) as f:
             state = json.load(f)
         start, best = state["step"], state["best_valid"]
+    status(f"starting the {cfg.engine} engine")
     engine = make_engine(model, cfg)
     if resume:
         engine.load_weights(ppo.iter_full_params(learner.policy))
     log = Log(cfg, start) if rank == 0 else None
-    sandbox = Sandbox(workers=cfg.sandbox_workers)
 
     def evaluate_and_keep_best(updates: int) -> dict[str, float]:
         nonlocal best
@@ -1040,16 +1130,21 @@ def main(argv: list[str] | None = None) -> None:
         rng = random.Random(f"{cfg.seed}-{step}-{engine_index}")
         times = Counter()
         tic = time.perf_counter()
+        status.prefix = f"step {step + 1}: "
         engine.wake()
         episodes = rollout(engine, sandbox, tokenizer, problems_for_step(train, cfg, step, engine_index, engines),
                            cfg, rng, times, group)
         engine.sleep()
         episodes = episodes[member::tp]  # this rank's share of its engine's episodes
+        status.prefix = (f"step {step + 1} (so far: reward {sum(sum(ep.rewards(cfg)) for ep in episodes) / len(episodes):+.2f}, "
+                         f"solved {sum(ep.solved for ep in episodes) / len(episodes):.0%}): ")
         if discriminator is not None:
+            status("RLCF's discriminator judging the final programs")
             with timed(times, "grounding"):
                 ground(episodes, discriminator)
         with timed(times, "update"):
-            stats = ppo.update(learner, [to_sequence(ep, cfg) for ep in episodes])
+            stats = ppo.update(learner, [to_sequence(ep, cfg) for ep in episodes], progress=status)
+        status("weight sync into the engine")
         with timed(times, "sync"):
             engine.wake()
             engine.load_weights(ppo.iter_full_params(learner.policy))
@@ -1067,6 +1162,7 @@ def main(argv: list[str] | None = None) -> None:
             log.write(step + 1, metrics, episodes)
             bar.set_postfix(reward=f"{metrics['reward']:+.2f}", solved=f"{metrics['solved']:.0%}")
         if (step + 1) % cfg.checkpoint_every == 0 or last:
+            status(f"writing the checkpoint of step {step + 1}")
             save_checkpoint(learner, model, tokenizer, cfg, step + 1, best)
         if last and step + 1 < cfg.steps:
             if rank == 0:
@@ -1074,7 +1170,8 @@ def main(argv: list[str] | None = None) -> None:
                           f"(continue with --resume --out {cfg.out})")
             break
 
-    # 4. shut down: the engine before the process group (CPU-NOTES); vLLM's
+    status.close()
+    # 4. shut down: the engine before the process group (its shutdown fails once the group is gone); vLLM's
     # shutdown may already have destroyed the group it shared with us
     sandbox.close()
     engine.close()

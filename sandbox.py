@@ -84,6 +84,12 @@ it exits. So the worker is kept small and ready before any fork: no compiler
 garbage in its heap, no module only the caller needs, the C functions that
 children call already resolved, and whatever every child would do alike done
 once (the comments at each of these say what it saved).
+
+Top to bottom: the public types and the judging of stdout; the caller's side
+(workers, batches, the Sandbox pool); the worker's side: the three modes
+(namespaces, cgroups, Landlock and seccomp), the executor that forks a child
+per execution; the harness that runs in the child; the command line.
+docs/sandbox.md has the guarantees of each mode and the measurements.
 """
 from __future__ import annotations
 
@@ -2128,27 +2134,23 @@ def _main(argv: list[str]) -> int:
     parser.add_argument("--time-limit", type=float, default=10.0, help="CPU seconds per test")
     parser.add_argument("--memory-limit", type=int, default=1024, help="MiB per test")
     parser.add_argument("--stop-on-failure", action="store_true")
+    parser.add_argument("--allow-unisolated", action="store_true",
+                        help="run even where nothing isolates the program (Sandbox says why)")
     args = parser.parse_args(argv)
     if len(args.input) != len(args.output):
         parser.error("give one --output per --input")
-    tests = []
-    if args.tests:
-        import json
-        with open(args.tests) as f:
-            data = json.load(f)
-        if isinstance(data, dict):
-            data = [{"input": i, "output": o} for i, o in zip(data["input"], data["output"])]
-        tests = [Test(**item) for item in data]
-    for name_in, name_out in zip(args.input, args.output):
-        with open(name_in) as fi, open(name_out) as fo:
-            tests.append(Test(input=fi.read(), output=fo.read()))
+    try:
+        tests, code = _read_cli_files(args)
+    except (OSError, ValueError, TypeError, KeyError) as e:  # the user's files: one line, no traceback
+        raise SystemExit(f"error: {e}") from None
     if not tests:
         parser.error("no tests: use --tests or --input/--output")
-    with open(args.solution) as f:
-        code = f.read()
-    with Sandbox(workers=min(len(tests), os.cpu_count() or 1)) as sandbox:
-        active = [k for k, v in sandbox.isolation.items() if v]
-        print("isolation:", ", ".join(active))
+    try:
+        sandbox = Sandbox(workers=min(len(tests), os.cpu_count() or 1), allow_unisolated=args.allow_unisolated)
+    except IsolationError as e:
+        raise SystemExit(f"error: {e}") from None
+    with sandbox:
+        print(sandbox.describe())
         results = sandbox.run_tests(code, tests, args.time_limit, args.memory_limit, args.stop_on_failure)
     for number, (test, r) in enumerate(zip(tests, results), 1):
         print(f"test {number}: {r.verdict:4} {r.time:7.3f}s cpu {r.wall:7.3f}s wall")
@@ -2159,6 +2161,29 @@ def _main(argv: list[str]) -> int:
     passed = sum(r.passed for r in results)
     print(f"{passed}/{len(results)} passed")
     return 0 if passed == len(results) else 1
+
+
+def _read_cli_files(args) -> tuple[list[Test], str]:
+    """The CLI's tests and program, from the files its arguments name."""
+    tests = []
+    if args.tests:
+        import json
+        with open(args.tests) as f:
+            try:
+                items = json.load(f)
+            except ValueError as e:
+                raise ValueError(f"{args.tests}: not JSON ({e})") from None
+        if isinstance(items, dict):
+            items = [{"input": i, "output": o} for i, o in zip(items["input"], items["output"])]
+        try:
+            tests = [Test(**item) for item in items]
+        except TypeError as e:
+            raise TypeError(f"{args.tests}: each test is {{input, output}} or {{check}} ({e})") from None
+    for name_in, name_out in zip(args.input, args.output):
+        with open(name_in) as fi, open(name_out) as fo:
+            tests.append(Test(input=fi.read(), output=fo.read()))
+    with open(args.solution) as f:
+        return tests, f.read()
 
 
 if __name__ == "__main__":
