@@ -703,12 +703,14 @@ PRESETS: dict[str, dict] = {
                      warmup_steps=4, minibatches=4, micro_tokens=16384, checkpointing=False,
                      eval_at_start=True, eval_every=14, eval_rollouts=4, checkpoint_every=4,
                      gpu_memory_utilization=0.3),
-    # The smallest real run, for CI: two steps, a checkpoint each, a tiny evaluation.
+    # The smallest real run, for CI: two steps of one episode per rank, a checkpoint
+    # each, a tiny evaluation. Its PPO update is most of its time (compute-bound on 2
+    # cores), hence one sample per problem and no activation checkpointing.
     "smoke": dict(model=data.SMOLLM2, train_data="easy:train", valid_data="easy:valid",
-                  steps=2, problems_per_step=2, samples_per_problem=2, max_turns=2,
+                  steps=2, problems_per_step=2, samples_per_problem=1, max_turns=2,
                   max_new_tokens=32, max_context=1024, lr=1e-6, value_lr=1e-5, warmup_steps=1,
-                  minibatches=1, micro_tokens=2048, eval_every=2, eval_rollouts=1, eval_limit=2,
-                  checkpoint_every=1, transcripts_per_step=1),
+                  minibatches=1, micro_tokens=2048, checkpointing=False, eval_every=2,
+                  eval_rollouts=1, eval_limit=2, checkpoint_every=1, transcripts_per_step=1),
     # The paper's set-up on one node of 8 GPUs. The paper's batch is
     # 1024 rollouts -> 4 updates of 256 with 288 GPUs; one node keeps the
     # schedule but at 256 rollouts (64 problems x 4 samples) per update, 4 x 64,

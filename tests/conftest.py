@@ -7,7 +7,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the flat top-level modules
 
-os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # vLLM in-process, see CPU-NOTES
+os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # vLLM in-process (as rlef.py sets it)
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")          # GiB; the default claims ~20
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -33,6 +33,26 @@ def tiny_model(smollm2, tmp_path_factory) -> str:
                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                          pad_token_id=tokenizer.pad_token_id)
     folder = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
+def small_model(smollm2, tmp_path_factory) -> str:
+    """A 2-layer random Llama of hidden size 128 with SmolLM2's tokenizer and
+    chat template, that vllm-cpu runs (it needs a head size of 64): for
+    torchrun runs of the whole loop, whose PPO update on SmolLM2 would take
+    minutes a step on 2 cores. Its answers are noise; the loop does not care."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(smollm2)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=2, tie_word_embeddings=True,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id)
+    folder = tmp_path_factory.mktemp("small-llama")
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)
