@@ -8,7 +8,8 @@ set valid split, 3 turns, the CPU demo's sampling: T = 0.5, answers of at most
 192 tokens that end at the line closing their code block), in bf16 where the
 CPU has it natively and fp32 elsewhere (rlef.engine_dtype), through the
 same sandbox. The transformers engine runs two ways, alternating repeat by
-repeat with the same seed, so that both sample the very same tokens:
+repeat, with torch's RNG seeded before each engine call, so that both sample
+the very same tokens (the last line checks it):
 
 - "hf": rows end at the end-of-turn token, their own limit or the stop text
   while generating (rlef.RowEnds), so a batch ends when its last row has;
@@ -40,11 +41,27 @@ import rlef  # noqa: E402
 from sandbox import Sandbox  # noqa: E402
 
 
+class Reseeded:
+    """The engine, with torch's global RNG (which both engines sample with) seeded
+    afresh before each call: a batch that ends early draws fewer numbers, and
+    without this every later turn of the other way would sample other tokens."""
+
+    def __init__(self, engine):
+        self.engine, self.calls = engine, 0
+
+    def generate(self, *args, **kwargs):
+        self.calls += 1
+        torch.manual_seed(self.calls)
+        return self.engine.generate(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.engine, name)
+
+
 def play(engine, sb, tok, problems, cfg) -> tuple[list, Counter, float]:
-    torch.manual_seed(0)  # both engines sample with torch's global RNG
     times = Counter()
     start = time.perf_counter()
-    eps = rlef.rollout(engine, sb, tok, problems, cfg, random.Random(0), times)
+    eps = rlef.rollout(Reseeded(engine), sb, tok, problems, cfg, random.Random(0), times)
     return eps, times, time.perf_counter() - start
 
 
