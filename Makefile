@@ -9,6 +9,9 @@ GPUS   := $(shell nvidia-smi -L 2>/dev/null | grep -c '^GPU')
 REQS   := $(if $(filter 0,$(GPUS)),requirements-cpu.txt,requirements.txt)
 NPROC  ?= $(if $(filter 0,$(GPUS)),2,$(GPUS))
 PRESET ?= $(if $(filter 0,$(GPUS)),cpu-demo,gpu-demo)
+# The cores shared out among the ranks (torchrun would give each one thread, and
+# say so in a banner of four lines).
+THREADS := $(shell n=$$(( $$(nproc) / $(NPROC) )); [ $$n -ge 1 ] && echo $$n || echo 1)
 
 .PHONY: install test test-fast demo bench clean
 
@@ -30,7 +33,7 @@ test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
 
 demo: install
-	$(BIN)/torchrun --nproc_per_node $(NPROC) rlef.py --preset $(PRESET)
+	OMP_NUM_THREADS=$(THREADS) $(BIN)/torchrun --nproc_per_node $(NPROC) rlef.py --preset $(PRESET)
 
 bench: install
 	$(BIN)/python bench/sandbox.py
