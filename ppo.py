@@ -511,12 +511,16 @@ def native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def computes_in_bf16(cfg: PPOConfig) -> bool:
+    """--bf16 asks for it, and the hardware computes in bf16 natively."""
+    return cfg.bf16 and native_bf16()
+
+
 def bf16_autocast(cfg: PPOConfig):
     """Compute in bf16, keep fp32 master weights (where bf16 is native; fp32
     otherwise). No cache of cast weights: under FSDP2 it would keep a bf16 copy
     of every all-gathered layer alive until the whole forward ends."""
-    return torch.autocast(device().type, dtype=torch.bfloat16, enabled=cfg.bf16 and native_bf16(),
-                          cache_enabled=False)
+    return torch.autocast(device().type, dtype=torch.bfloat16, enabled=computes_in_bf16(cfg), cache_enabled=False)
 
 
 def token_logp(model: CausalLM, mb: dict) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1033,7 +1033,8 @@ def say(text: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     cfg, resume = parse_config(argv)
-    quiet_warnings(int(os.environ.get("RANK", 0)))
+    env_rank = int(os.environ.get("RANK", 0))  # before the process group exists
+    quiet_warnings(env_rank)
     free_large_blocks_at_once()
     import torch
     import torch.distributed as dist
@@ -1073,9 +1074,9 @@ def main(argv: list[str] | None = None) -> None:
         f"{len(valid)} valid ({cfg.valid_data}), {cfg.steps} steps of {cfg.problems_per_step} x "
         f"{cfg.samples_per_problem} episodes")
     say(f"{world} rank(s), {world // tp} {cfg.engine} engine(s) in {engine_dtype(cfg)}, PPO on "
-        f"{ppo.device().type} in {'bf16' if cfg.bf16 and ppo.native_bf16() else 'fp32'}; run folder {cfg.out}")
+        f"{ppo.device().type} in {'bf16' if ppo.computes_in_bf16(cfg) else 'fp32'}; run folder {cfg.out}")
     say(sandbox.describe())
-    if int(os.environ.get("RANK", 0)) == 0:
+    if env_rank == 0:
         status.start()
 
     # 2. models, engine; the run folder and its config
