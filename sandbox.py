@@ -637,7 +637,7 @@ MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV = 1, 2, 4
 AT_FDCWD, AT_RECURSIVE = -100, 0x8000
 MNT_DETACH = 2
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_SECCOMP, PR_CAPBSET_DROP = 1, 4, 22, 24
-PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 36, 38
+PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS, PR_SET_KEEPCAPS, CAP_DAC_OVERRIDE = 36, 38, 8, 1
 SECCOMP_MODE_FILTER = 2
 # System calls that Python's os module lacks; from 424 on, numbers are the same on every architecture
 SYS_MOUNT_SETATTR, SYS_LANDLOCK_CREATE_RULESET, SYS_LANDLOCK_ADD_RULE, SYS_LANDLOCK_RESTRICT_SELF = 442, 444, 445, 446
@@ -1485,7 +1485,7 @@ class _Executor:
         self.ooms = self._oom_kills()
         self.uid = uid if root and self._can_become(uid) else None
         iso["unprivileged_uid"] = self.uid is not None
-        self.ruleset = None
+        self.ruleset = self.read_caps = None
         if iso["mode"] == "namespaces":
             _build_root(with_proc=True)
             self.workdir = "/sandbox"
@@ -1563,6 +1563,16 @@ class _Executor:
         if abi < 0:
             reasons.append("landlock: " + _text(_failed("landlock_create_ruleset", ctypes.get_errno())))
             return
+        stdlib = os.path.dirname(os.__file__)
+        if self.uid is not None and _probe(lambda: (self._take_uid(), os.listdir(stdlib))):
+            # Python is installed where only root may read: pyenv or conda in /root, a home
+            # of mode 700. The child then keeps CAP_DAC_OVERRIDE (in Docker's default set)
+            # and no other capability: Landlock, which binds root too, alone bounds its
+            # files; its uid still bounds forks (RLIMIT_NPROC), signals and tracing.
+            with open("/proc/self/status") as f:
+                if int(f.read().partition("CapEff:")[2].split()[0], 16) & 1 << CAP_DAC_OVERRIDE:
+                    self.read_caps = (ctypes.c_uint32 * 2)(0x20080522, 0), (ctypes.c_uint32 * 6)(
+                        1 << CAP_DAC_OVERRIDE, 1 << CAP_DAC_OVERRIDE)  # effective, permitted
         readable = list(_VISIBLE) + [sys.base_prefix, sys.base_exec_prefix]
         try:
             self.ruleset = _landlock_ruleset(abi, readable, self.workdir)
@@ -1597,21 +1607,22 @@ class _Executor:
     def _confine_test(self) -> None:
         """For _probe: confined as a child will be, the folder around the working
         folder is closed (Landlock holds), no socket can be made and no signal sent
-        to the worker (seccomp holds), and the standard library can be read: under a
-        uid of its own, a program finds no Python installed where only root may look
-        (pyenv under /root)."""
+        to the worker (seccomp holds), and the standard library can be read (under a
+        uid of its own, with read_caps where Python is installed where only root may
+        read)."""
         _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, self.fprogs[0][0]), "prctl(PR_SET_SECCOMP)")
         self._confine()
         if self.uid is not None:
-            os.setgroups([])
-            os.setresgid(self.uid, self.uid, self.uid)
-            os.setresuid(self.uid, self.uid, self.uid)
+            self._take_uid()
         stdlib = os.path.dirname(os.__file__)
         try:
             os.listdir(stdlib)
         except OSError:
-            raise RuntimeError(f"a program under a uid of its own cannot read the standard library ({stdlib}): "
-                               "install Python where every user may read it") from None
+            raise RuntimeError(f"a program under a uid of its own cannot read the standard library ({stdlib}), "
+                               "and root here lacks CAP_DAC_OVERRIDE to let it: Python is installed where only "
+                               "root may read (pyenv or conda in a home of mode 700?). Install it where every "
+                               "user may read it (e.g. /usr/local or /opt), or give root CAP_DAC_OVERRIDE "
+                               "(Docker grants it by default)") from None
         for attempt, what in ((lambda: os.listdir(os.path.dirname(self.workdir)), "Landlock"),
                               (lambda: _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM), "seccomp"),
                               (lambda: os.kill(os.getppid(), 0), "seccomp for children")):
@@ -1627,16 +1638,29 @@ class _Executor:
         if mode == "namespaces":
             return []
         if mode == "landlock":
-            return ["a disk quota: the working folder is in the host's /tmp, where a program may write "
-                    f"files of {FILE_SIZE >> 20} MiB each, as many as its time allows",
-                    "names and sizes of files outside its folder: stat() is no Landlock right (reading, "
-                    "listing and writing are)"]
+            dac = ["file permissions: Python is installed where only root may read, so programs keep "
+                   "CAP_DAC_OVERRIDE to read it, and Landlock alone bounds their files"] if self.read_caps else []
+            return dac + ["a disk quota: the working folder is in the host's /tmp, where a program may write "
+                          f"files of {FILE_SIZE >> 20} MiB each, as many as its time allows",
+                          "names and sizes of files outside its folder: stat() is no Landlock right (reading, "
+                          "listing and writing are)"]
         return ["the caller's files: it may read and write whatever this uid may"
                 if self.uid is None else "files: it may read and write whatever any user may",
                 "the caller's memory, expected outputs included (/proc/PID/mem)" if self.uid is None else
                 "other processes' memory (none of the caller's: another uid)",
                 "the network", "signals to this user's processes, kill(-1) included" if self.uid is None else
                 "signals to its own uid's processes", "the other mount, pid, network and ipc namespaces"]
+
+    def _take_uid(self) -> None:
+        """As root, in the child: the worker's uid, no groups, and no capabilities but
+        read_caps (see _landlock) where Python is installed where only root may read."""
+        os.setgroups([])
+        os.setresgid(self.uid, self.uid, self.uid)
+        if self.read_caps:
+            _libc.prctl(PR_SET_KEEPCAPS, 1)  # setresuid then keeps the permitted set
+        os.setresuid(self.uid, self.uid, self.uid)
+        if self.read_caps:
+            _check(_libc.capset(*self.read_caps), "capset")
 
     @staticmethod
     def _can_become(uid: int) -> bool:
@@ -1911,9 +1935,7 @@ class _Executor:
                 resource.setrlimit(kind, (value, value))
             os.chdir(workdir)
             if self.uid is not None:  # root ignores RLIMIT_NPROC and may do anything
-                os.setgroups([])
-                os.setresgid(self.uid, self.uid, self.uid)
-                os.setresuid(self.uid, self.uid, self.uid)
+                self._take_uid()
             elif self.capabilities:  # root in our user namespace
                 self._drop_capabilities()
             if not self.pid_namespace:  # (in one, we are pid 1: our death kills all of it)
