@@ -897,17 +897,30 @@ def checkpoints(out: str) -> list[str]:
 # Logging: metrics.jsonl, TensorBoard, transcripts.jsonl (rank 0)
 # --------------------------------------------------------------------------
 
+def drop_steps_after(path: str, step: int) -> None:
+    """Keep the lines of a .jsonl log up to `step`, and none that a kill cut short."""
+    if os.path.exists(path):
+        with open(path) as f:
+            kept = [l for l in f if l.endswith("\n") and json.loads(l)["step"] <= step]
+        with open(path + ".tmp", "w") as f:
+            f.writelines(kept)
+        os.replace(path + ".tmp", path)
+
+
 class Log:
+    """Resuming from the checkpoint of `start_step`: what a killed run logged
+    after it is dropped (the .jsonl lines; TensorBoard hides its scalars,
+    purge_step), as the resumed run logs those steps again."""
+
     def __init__(self, cfg: Config, start_step: int):
         from torch.utils.tensorboard import SummaryWriter
         self.metrics_path = os.path.join(cfg.out, "metrics.jsonl")
-        if start_step and os.path.exists(self.metrics_path):  # drop steps after the checkpoint
-            with open(self.metrics_path) as f:
-                kept = [l for l in f if json.loads(l)["step"] <= start_step]
-            with open(self.metrics_path, "w") as f:
-                f.writelines(kept)
+        transcripts = os.path.join(cfg.out, "transcripts.jsonl")
+        if start_step:
+            for path in (self.metrics_path, transcripts):
+                drop_steps_after(path, start_step)
         self.tb = SummaryWriter(os.path.join(cfg.out, "tensorboard"), purge_step=start_step + 1)
-        self.transcripts = open(os.path.join(cfg.out, "transcripts.jsonl"), "a")
+        self.transcripts = open(transcripts, "a")
         self.n_transcripts = cfg.transcripts_per_step
 
     def write(self, step: int, metrics: dict, episodes: list[Episode]) -> None:

@@ -26,8 +26,8 @@ def errors(log: str) -> str:
     return "\n".join(lines)[-6000:]
 
 
-def steps_in(out: Path) -> list[int]:
-    path = out / "metrics.jsonl"
+def steps_in(out: Path, log: str = "metrics.jsonl") -> list[int]:
+    path = out / log
     return [json.loads(l)["step"] for l in path.read_text().splitlines()] if path.exists() else []
 
 
@@ -98,6 +98,32 @@ def deterministic_metrics(out: Path) -> list[dict]:
     rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
     return [{k: v for k, v in row.items() if not k.startswith(("time/", "memory/")) and k not in clock}
             for row in rows]
+
+
+def test_a_resumed_log_drops_what_the_killed_run_wrote_after_its_checkpoint(tmp_path):
+    """A run killed after step 2's log write and before its checkpoint resumes
+    from step 1: both .jsonl logs lose step 2 and a line cut short by the kill,
+    step 0 (the evaluation at the start) and 1 stay; TensorBoard hides step 2's
+    old scalars itself (purge_step), so each step has one value there too."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    cfg = rlef.Config(out=str(tmp_path), transcripts_per_step=1)
+    first = rlef.Log(cfg, 0)
+    for step in (0, 1, 2):
+        first.write(step, {"reward": float(step)}, [])
+    first.tb.close()
+    killed = "".join(json.dumps({"step": s}) + "\n" for s in (0, 1, 1, 2, 2)) + '{"step": 3, "mess'
+    (tmp_path / "transcripts.jsonl").write_text(killed)
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"step": 3, "rew')
+    resumed = rlef.Log(cfg, 1)
+    resumed.write(2, {"reward": -2.0}, [])
+    resumed.tb.close()
+    assert [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [
+        {"step": 0, "reward": 0.0}, {"step": 1, "reward": 1.0}, {"step": 2, "reward": -2.0}]
+    assert steps_in(tmp_path, "transcripts.jsonl") == [0, 1, 1]
+    tb = EventAccumulator(str(tmp_path / "tensorboard"))
+    tb.Reload()
+    assert [(e.step, e.value) for e in tb.Scalars("reward")] == [(0, 0.0), (1, 1.0), (2, -2.0)]
 
 
 def test_config_flags_presets_and_clear_errors(tmp_path, capsys):
