@@ -1157,7 +1157,8 @@ _SYSCALLS = {
     "utimes": (235, None), "futimesat": (261, None), "utimensat": (280, 88), "setxattr": (188, 5),
     "lsetxattr": (189, 6), "removexattr": (197, 14), "lremovexattr": (198, 15), "setxattrat": (463, 463),
     "removexattrat": (466, 466), "file_setattr": (469, 469), "name_to_handle_at": (303, 264),
-    "open_by_handle_at": (304, 265),
+    "open_by_handle_at": (304, 265), "fchmod": (91, 52), "fchown": (93, 55), "fsetxattr": (190, 7),
+    "fremovexattr": (199, 16),
     "clone": (56, 220), "clone3": (435, 435), "kill": (62, 129), "tkill": (200, 130), "tgkill": (234, 131),
     "rt_sigqueueinfo": (129, 138), "rt_tgsigqueueinfo": (297, 240), "prlimit64": (302, 261),
     "sched_setaffinity": (203, 122), "sched_setparam": (142, 118), "sched_setscheduler": (144, 119),
@@ -1190,11 +1191,13 @@ _DENIED = (
     "msgsnd", "msgrcv", "msgctl", "mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive",
     "mq_notify", "mq_getsetattr",
     # what Landlock does not cover: changing the owner, times or attributes of files
-    # the program cannot open (their mode: the child's filter); truncate(2) before
+    # the program cannot open (their mode: the child's filter), or of those it may
+    # only read, through the fd (the Python installation, which the caller's uid may
+    # own, or which CAP_DAC_OVERRIDE lets it write attributes of); truncate(2) before
     # ABI 3; opening by file handle
-    "truncate", "chown", "lchown", "fchownat", "utime", "utimes", "futimesat", "utimensat", "setxattr",
-    "lsetxattr", "removexattr", "lremovexattr", "setxattrat", "removexattrat", "file_setattr",
-    "name_to_handle_at", "open_by_handle_at",
+    "truncate", "chown", "lchown", "fchownat", "fchown", "utime", "utimes", "futimesat", "utimensat",
+    "setxattr", "lsetxattr", "fsetxattr", "removexattr", "lremovexattr", "fremovexattr", "setxattrat",
+    "removexattrat", "file_setattr", "name_to_handle_at", "open_by_handle_at",
 )
 # Allowed only with these arguments: (argument, "in" or "not in", values) must all hold.
 _NAMESPACE_FLAGS = (CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER
@@ -1219,7 +1222,7 @@ _CONDITIONS = {
 }
 # The child's filter: leaving its process group, which the worker kills at once
 # (there is no pid namespace); changing file modes (Landlock does not cover them);
-_CHILD_DENIED = ("setsid", "setpgid", "chmod", "fchmodat", "fchmodat2")
+_CHILD_DENIED = ("setsid", "setpgid", "chmod", "fchmod", "fchmodat", "fchmodat2")
 # and signals only to itself, its process group (the child's own session) or its
 # threads: never kill(-1) or to the caller. PID: the child writes its pid there.
 _CHILD_CONDITIONS = {
