@@ -2,7 +2,7 @@
 sandbox, reproduced on this one with no lasting change to the host. Needs root;
 standard library only (any Python 3.10+).
 
-    python tests/confine.py CONDITION -- command [args...]
+    python tests/confine.py CONDITION [--home FOLDER] -- command [args...]
 
 Conditions (each ends by exec()ing the command):
   submounts        a private mount namespace with a read-only, nosuid, nodev, noexec
@@ -25,6 +25,11 @@ Conditions (each ends by exec()ing the command):
                    nobody (what systemd's Delegate=yes gives a user); the cgroups are
                    removed afterwards
 
+--home FOLDER (with the conditions that run the command as nobody): FOLDER, e.g. /root
+  where pyenv or conda put Python, is seen as nobody's own home (mode 700, its owner
+  nobody) through a read-only idmapped bind mount in a private mount namespace. So nobody
+  runs the Python installed there, as a user runs their own pyenv or conda.
+
 Everything is per process (namespaces, seccomp filters, capabilities): it ends with
 the command. A folder mounted over stays as it was on the host; the cgroups that
 delegated makes in the (global) cgroup hierarchy are removed when the command ends.
@@ -40,11 +45,12 @@ NOBODY = 65534
 CLONE_NEWNS, CLONE_NEWUSER = 0x20000, 0x10000000
 NAMESPACE_FLAGS = 0x7E020000  # CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET
 MS_REC, MS_PRIVATE, MNT_DETACH = 16384, 1 << 18, 2
+MOUNT_ATTR_RDONLY, MOUNT_ATTR_IDMAP, AT_EMPTY_PATH, MOVE_MOUNT_F_EMPTY_PATH = 1, 0x100000, 0x1000, 4
 CAP_SYS_ADMIN = 21
 # x86_64 numbers (the sandbox's own table has aarch64's too; these tests run on x86_64)
 SYSCALLS = {"unshare": 272, "mount": 165, "umount2": 166, "setns": 308, "pivot_root": 155, "mount_setattr": 442,
             "clone": 56, "clone3": 435, "landlock_create_ruleset": 444, "landlock_add_rule": 445,
-            "landlock_restrict_self": 446}
+            "landlock_restrict_self": 446, "open_tree": 428, "move_mount": 429}
 EPERM, ENOSPC, ENOSYS = 1, 28, 38
 
 
@@ -79,6 +85,34 @@ def become_nobody() -> None:
 def private_mounts() -> None:
     check(libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
     check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "make / private")
+
+
+def home_of_nobody(folder: str) -> None:
+    """Show `folder` as owned by nobody: a read-only bind mount of it, idmapped by a user
+    namespace that maps uid and gid 0 to nobody (what root owns there becomes nobody's;
+    the modes stay), mounted over it in a private mount namespace."""
+    private_mounts()
+    ready, done = os.pipe(), os.pipe()
+    pid = os.fork()
+    if pid == 0:  # holds the user namespace that describes the mapping
+        check(libc.unshare(CLONE_NEWUSER), "unshare(CLONE_NEWUSER)")
+        os.write(ready[1], b"u")
+        os.read(done[0], 1)
+        os._exit(0)
+    os.read(ready[0], 1)
+    for name in ("uid_map", "gid_map"):
+        with open(f"/proc/{pid}/{name}", "w") as f:
+            f.write(f"0 {NOBODY} 1\n")
+    userns = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY)
+    os.write(done[1], b"x"), os.waitpid(pid, 0)
+    tree = libc.syscall(SYSCALLS["open_tree"], -100, folder.encode(), 1 | os.O_CLOEXEC)  # OPEN_TREE_CLONE
+    if tree < 0:
+        check(-1, f"open_tree {folder}")
+    attr = struct.pack("<QQQQ", MOUNT_ATTR_RDONLY | MOUNT_ATTR_IDMAP, 0, 0, userns)
+    check(libc.syscall(SYSCALLS["mount_setattr"], tree, b"", AT_EMPTY_PATH, attr, len(attr)), "idmap the bind mount")
+    check(libc.syscall(SYSCALLS["move_mount"], tree, b"", -100, folder.encode(), MOVE_MOUNT_F_EMPTY_PATH),
+          f"mount over {folder}")
+    os.close(tree), os.close(userns)
 
 
 def submounts() -> None:
@@ -169,11 +203,16 @@ def drop_sys_admin() -> None:
 
 
 def main(argv: list[str]) -> None:
-    if "--" not in argv or argv.index("--") != 1 or len(argv) < 3:
+    if "--" not in argv or argv.index("--") not in (1, 3) or argv[1:2] not in (["--"], ["--home"]):
         sys.exit(__doc__)
-    condition, command = argv[0], argv[2:]
+    split = argv.index("--")
+    condition, home, command = argv[0], argv[2] if split == 3 else None, argv[split + 1:]
+    if not command:
+        sys.exit(__doc__)
     if os.geteuid() != 0:
         sys.exit("confine.py needs root")
+    if home:  # first: old-kernel refuses mount_setattr, the others drop root
+        home_of_nobody(home)
     if condition == "submounts":
         submounts()
         become_nobody()

@@ -1,11 +1,10 @@
-"""sandbox.py: the API, the verdicts, the output checker, the CLI and speed.
+"""sandbox.py: the API, the verdicts, the output checker and the CLI (its speed: bench/sandbox.py).
 Hostile programs (isolation) are in test_sandbox_hostile.py."""
 import json
 import os
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -89,17 +88,16 @@ def test_compile_error_is_reported_before_anything_runs(sb):
 
 
 def test_time_limit_is_cpu_time(sb):
-    t = time.monotonic()
+    """Bounds on CPU time, which load does not stretch; wall time only from below."""
     r = one(sb, "while True: pass", Test("", ""), time_limit=0.5)
     assert r.verdict == "TLE" and r.message == "Execution took too long."
-    assert 0.5 <= r.time < 1.5 and time.monotonic() - t < 3
+    assert 0.5 <= r.time < 1.5
     # sleeping costs no CPU: not TLE, wall above CPU
     r = one(sb, "import time; time.sleep(0.3); print(1)", Test("", "1"), time_limit=0.5)
     assert r.verdict == "AC" and r.time < 0.2 and r.wall >= 0.3
-    # the wall-clock backstop (3 * limit + 1 s) ends a program that only sleeps
-    t = time.monotonic()
-    assert one(sb, "import time; time.sleep(60)", Test("", ""), time_limit=0.2).verdict == "TLE"
-    assert time.monotonic() - t < 4
+    # the wall-clock backstop (3 * limit + 1 s) ends a program that only sleeps, long before its 60 s
+    r = one(sb, "import time; time.sleep(60)", Test("", ""), time_limit=0.2)
+    assert r.verdict == "TLE" and r.time < 0.2 and 1.6 <= r.wall < 30
 
 
 def test_finishing_over_the_limit_is_tle(sb):
@@ -117,9 +115,8 @@ def test_memory_limit(sb):
 
 
 def test_output_limit(sb):
-    t = time.monotonic()
     r = one(sb, "while True: print('x' * 1000)", Test("", ""))
-    assert r.verdict == "OLE" and time.monotonic() - t < 5
+    assert r.verdict == "OLE" and r.time < 1  # killed at the limit, not run on to its 2 s of CPU
     assert len(r.stdout) <= OUTPUT_LIMIT
     r = one(sb, "import sys\nwhile True: sys.stderr.write('y' * 1000)", Test("", ""))
     assert r.verdict == "OLE" and len(r.stderr) <= STDERR_KEEP
@@ -137,9 +134,8 @@ def test_exit_status_semantics(sb):
 
 
 def test_stdin_eof_fails_fast(sb):
-    t = time.monotonic()
-    r = one(sb, "while True: input()", Test("1\n2\n", ""))
-    assert r.verdict == "RE" and "EOFError" in r.message and time.monotonic() - t < 2
+    r = one(sb, "while True: input()", Test("1\n2\n", ""))  # (a read that blocked would end TLE)
+    assert r.verdict == "RE" and "EOFError" in r.message
     code = "import sys\na = sys.stdin.read()\nb = sys.stdin.read()\nprint(len(a), len(b))"
     assert one(sb, code, Test("hello\n", "6 0")).verdict == "AC"
 
@@ -229,12 +225,13 @@ def test_map_keeps_order_and_runs_in_parallel(sb):
     out = sb.map(jobs, time_limit=2)
     assert [[r.verdict for r in rs] for rs in out[:40]] == [["AC", "AC"]] * 40
     assert out[40][0].verdict == "CE" and out[41] == []
-    # two 0.4 s programs take well under 0.8 s of wall time on a 2-worker pool
-    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass\nprint(1)"
-    t = time.monotonic()
-    out = sb.map([(burn, [Test("", "1")])] * 2, time_limit=2)
+    # on a 2-worker pool two programs run at once: each is still running when the other
+    # starts (CLOCK_MONOTONIC is the machine's; a loaded machine only stretches both)
+    nap = "import sys, time\nt = time.monotonic()\ntime.sleep(0.3)\nprint(1)\nprint(t, time.monotonic(), file=sys.stderr)"
+    out = sb.map([(nap, [Test("", "1")])] * 2, time_limit=2)
     assert all(rs[0].verdict == "AC" for rs in out)
-    assert time.monotonic() - t < 0.8 or os.cpu_count() < 2 or os.getloadavg()[0] > 2
+    (start_a, end_a), (start_b, end_b) = [map(float, rs[0].stderr.split()) for rs in out]
+    assert start_a < end_b and start_b < end_a
 
 
 def test_thread_safe_callers(sb):

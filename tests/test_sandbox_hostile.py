@@ -79,7 +79,7 @@ def mode(sb) -> str:
 @pytest.fixture(autouse=True)
 def afterwards_all_is_well(sb):
     yield
-    deadline = time.monotonic() + 2
+    deadline = time.monotonic() + 10  # (at once, unless the machine is loaded)
     while leftovers(sb) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert leftovers(sb) == []
@@ -177,6 +177,36 @@ def test_cannot_change_the_callers_files(sb, tmp_path):
         before.st_mode, before.st_uid, before.st_mtime_ns, before.st_nlink)
 
 
+def test_cannot_change_the_python_installation(sb):
+    """Files a program may open but only read: the Python installation, which the
+    caller's uid may own (pyenv in its home), or which root's programs may write the
+    attributes of where they keep CAP_DAC_OVERRIDE (pyenv in /root). Nothing through
+    the fd either: mode, owner, extended attributes (all tried as no-op changes)."""
+    code = """
+        import os
+        ok = []
+        for path in (os.__file__, os.path.dirname(os.__file__)):
+            fd = os.open(path, os.O_RDONLY)
+            for name, attempt in [("fchmod", lambda: os.chmod(fd, os.stat(fd).st_mode & 0o7777)),
+                                  ("fchown", lambda: os.chown(fd, os.getuid(), os.getgid())),
+                                  ("fsetxattr", lambda: os.setxattr(fd, "user.rlef", b"x")),
+                                  ("fremovexattr", lambda: os.removexattr(fd, "user.rlef"))]:
+                try:
+                    attempt()
+                    ok.append(name)
+                except OSError:
+                    pass
+        print(ok)
+    """
+    try:
+        r = run(sb, code)
+        assert r.stdout == "[]\n", r.stdout + r.stderr
+    finally:
+        for path in (os.__file__, os.path.dirname(os.__file__)):
+            if "user.rlef" in os.listxattr(path):
+                os.removexattr(path, "user.rlef")
+
+
 def test_cannot_read_the_callers_files(sb, tmp_path):
     secret = "file-" + secrets.token_hex(8)
     (tmp_path / "expected.txt").write_text(secret)
@@ -268,7 +298,9 @@ def test_daemonised_grandchildren_are_killed(sb):
     t = time.monotonic()
     r = run(sb, code)
     assert "main exits" in r.stdout and r.exit_code == 0
-    assert time.monotonic() - t < 10  # the daemon (30 s, writing to stdout) did not keep the run open
+    # the daemon, writing to the inherited stdout for 30 s, did not keep the run open:
+    # ~0.2 s; a bound far from both, so that no load makes it fail
+    assert time.monotonic() - t < 20
     # (afterwards_all_is_well checks that no process of the sandbox's uids is left)
 
 
@@ -291,11 +323,10 @@ def test_fork_bomb(sb):
             except OSError:
                 pass
     """
-    t = time.monotonic()
     r = run(sb, code, time_limit=0.5)
     done.set()
     watcher.join()
-    assert r.verdict in ("TLE", "RE") and time.monotonic() - t < 15  # ends (slowly on a loaded machine)
+    assert r.verdict in ("TLE", "RE")
     # RLIMIT_NPROC per worker uid, or per user namespace, or pids.max per execution; a
     # program that shares the caller's uid gets NPROC more than that uid had at start
     assert 1 < peak[0] <= NPROC * len(sb._workers) + 16
@@ -331,7 +362,7 @@ def test_a_dying_worker_leaves_nothing_running():
         killer.join()
         assert r.verdict == "SE"
         dead = [_Gone(worker.uid)]
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 10
         while leftovers(pool, dead) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert leftovers(pool, dead) == []
