@@ -158,6 +158,38 @@ def test_docker_defaults(checkout, python):
     assert any("CAP_DAC_OVERRIDE" in line for line in iso["lost"]) == (home is not None)
 
 
+WITHOUT_DAC_OVERRIDE = """
+import ctypes, json
+libc = ctypes.CDLL(None, use_errno=True)
+assert libc.prctl(24, 1, 0, 0, 0) == 0  # CAP_DAC_OVERRIDE out of the bounding set,
+header, data = (ctypes.c_uint32 * 2)(0x20080522, 0), (ctypes.c_uint32 * 6)()
+libc.capget(header, data)
+for i in range(3):  # and out of the effective, permitted and inheritable sets
+    data[i] &= ~2
+assert libc.capset(header, data) == 0
+from sandbox import IsolationError, Sandbox
+try:
+    with Sandbox(workers=1) as sb:
+        print(json.dumps(sb.isolation["mode"]))
+except IsolationError as e:
+    print(json.dumps(str(e)))
+"""
+
+
+def test_docker_defaults_without_dac_override(checkout, python):
+    """Root under Docker's defaults that lacks CAP_DAC_OVERRIDE as well: where Python
+    is installed where only root may read, refused, naming that cause and its fix;
+    elsewhere the landlock mode as above."""
+    p, _ = confined(checkout, python, "docker", "-c", WITHOUT_DAC_OVERRIDE)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    if python[2] is None:
+        assert out == "landlock"
+    else:
+        assert "cannot read the standard library" in out and "lacks CAP_DAC_OVERRIDE" in out
+        assert "where every user may read it (e.g. /usr/local or /opt)" in out
+
+
 def test_cgroup_v2_as_root(checkout, python):
     """/sys/fs/cgroup a cgroup2 mount alone. Each execution in a cgroup of its own,
     emptied by cgroup.kill; memory.max and pids.max where the hierarchy has those
