@@ -15,7 +15,7 @@ This file holds, top to bottom:
 - quiet library logs (RLEF_VERBOSE=1 keeps them) and the live status line;
 - `Config`: every hyperparameter, with the paper's values where it has them;
 - the generation engines: vLLM (in-process, one per GPU or tensor-parallel
-  group, `vllm_args`) and transformers `generate`, behind the same calls;
+  group, `vllm_args`) and a transformers model (`HFEngine`), behind the same calls;
   both end answers at the chat template's end of turn;
 - episodes on token ids: each turn's prompt is the chat-template rendering of
   the conversation so far, and sampled answers are kept exactly as sampled, so
@@ -308,37 +308,42 @@ class VLLMEngine:
 
 
 class RowEnds:
-    """Per-row stopping for transformers `generate`, so that a batch ends when
-    all its rows have: a row ends at the end-of-turn token, at its own token
-    limit, or once its new text holds the stop text (looked for in its last
-    few tokens; `stop_length` then finds the exact token, as vLLM's check
-    after every token does). `lengths[i]`: new tokens of row i when it ended.
-    `early=False` keeps every row going to the batch's longest limit and only
-    records where rows end (bench/rollout.py measures what ending early saves)."""
+    """Where each row of a batch ends, token by token: at the end-of-turn token,
+    at its own token limit, or once its text holds the stop text. No row's text
+    is decoded at every token: a token can complete the stop text only if its
+    own text holds the stop text's last character, is empty, or is part of a
+    character of several bytes (`could_end`, from the vocabulary); only rows
+    whose newest token is one of those decode their last few tokens.
+    `stop_length` then finds the exact token, as vLLM's check after every token
+    does. `rows[i]`: the tokens of row i up to where it ended."""
 
-    def __init__(self, tokenizer, width: int, limits: list[int], eot: int, stop: str, early: bool = True):
-        self.tokenizer, self.width, self.eot, self.stop, self.early = tokenizer, width, eot, stop, early
-        self.lengths, self.done = list(limits), [False] * len(limits)
+    def __init__(self, tokenizer, limits: list[int], eot: int, stop: str, could_end: set[int]):
+        self.tokenizer, self.limits, self.eot, self.stop, self.could_end = tokenizer, limits, eot, stop, could_end
+        self.rows, self.done = [[] for _ in limits], [False] * len(limits)
         self.window = 2 * len(stop.encode()) + 4  # tokens: each holds at least one byte of the text
 
-    def __call__(self, input_ids, scores, **kwargs):
-        import torch
-        n = input_ids.shape[1] - self.width  # new tokens so far
-        for i, tail in enumerate(input_ids[:, -min(n, self.window):].tolist()):
-            if self.done[i]:
-                continue
-            text = self.tokenizer.decode(tail, skip_special_tokens=True) if self.stop else ""
-            if tail[-1] == self.eot or n >= self.lengths[i] or (self.stop and self.stop in text):
-                self.done[i], self.lengths[i] = True, n
-        return torch.tensor(self.done if self.early else [False] * len(self.done), device=input_ids.device)
+    def add(self, tokens: list[int]) -> bool:
+        """Each row's next token (dropped where the row has ended); True once all rows have."""
+        for i, (row, t) in enumerate(zip(self.rows, tokens)):
+            if not self.done[i]:
+                row.append(t)
+                self.done[i] = (t == self.eot or len(row) >= self.limits[i] or t in self.could_end
+                                and self.stop in self.tokenizer.decode(row[-self.window:], skip_special_tokens=True))
+        return all(self.done)
 
 
 class HFEngine:
-    """transformers `generate` behind the same interface: for machines without
-    vLLM and as a cross-check of vLLM's tokens and log-probs. Like vLLM in
-    process, it samples with torch's global RNG (seeded per step by the loop).
-    Rows end at the end-of-turn token and at the stop text while generating
-    (`RowEnds`); the log-probs are those of softmax(logits / T), as vLLM's."""
+    """A transformers model behind the same interface, for machines without
+    vLLM (the lent GPU) and as a cross-check of vLLM's tokens and log-probs:
+    a decode loop over the model and its KV cache, not `generate`. It
+    samples as `generate` does (its top-p warper, torch.multinomial with torch's
+    global RNG, seeded per step by the loop), so its greedy answers are
+    `generate`'s token for token (tests/test_engines.py); per token it keeps the
+    sampled token and its log-prob under softmax(logits / T), as vLLM's. Rows
+    end at the end-of-turn token, their limit and the stop text (`RowEnds`); a
+    batch ends with its last row. On CUDA the decode step (one token per row)
+    is recorded once per call as a CUDA graph and replayed: a 135M model's step
+    is hundreds of small kernel launches, not arithmetic."""
 
     def __init__(self, model: str, cfg: Config):
         import torch
@@ -348,32 +353,62 @@ class HFEngine:
         self.model = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, engine_dtype(cfg))).to(self.device)
         self.model.eval()
         self.tokenizer = data.load_tokenizer(model)
-        self.rows_end_early = True
+        self.cuda = self.device.type == "cuda"
+        # each token's own text, for RowEnds
+        self.pieces = self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))], skip_special_tokens=True)
 
     def generate(self, prompts: list[list[int]], max_tokens: list[int], temperature: float,
                  top_p: float, stop: str = "") -> list[Completion]:
         import torch
-        from transformers import StoppingCriteriaList
+        from transformers import DynamicCache, StaticCache, TopPLogitsWarper
         eot, pad = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
-        width = max(map(len, prompts))  # left-pad to one batch
+        width, new = max(map(len, prompts)), max(max_tokens)
+        # left-padded to one batch; the mask covers the new tokens too (the cache's length)
         ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=self.device)
-        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
-        ends = RowEnds(self.tokenizer, width, max_tokens, eot, stop, early=self.rows_end_early)
-        sample = temperature > 0
+        mask = torch.tensor([[False] * (width - len(p)) + [True] * (len(p) + new) for p in prompts], device=self.device)
+        positions = (mask[:, :width].cumsum(-1) - 1).clamp(min=0)
+        # on CUDA a static cache (the decode step's CUDA graph needs fixed addresses); elsewhere
+        # the growing cache of `generate`, whose numbers this loop then repeats bit for bit
+        config = self.model.config
+        cache = StaticCache(config=config, max_cache_len=width + new) if self.cuda else DynamicCache(config=config)
+        could_end = {i for i, p in enumerate(self.pieces) if stop and (stop[-1] in p or "\ufffd" in p or not p)}
+        ends = RowEnds(self.tokenizer, max_tokens, eot, stop, could_end)
+        top = TopPLogitsWarper(top_p) if temperature > 0 and top_p < 1 else None
+        logprobs = torch.zeros(len(prompts), new, device=self.device)
+        token, position = torch.zeros_like(ids[:, -1:]), positions[:, -1:].clone()  # the decode step's inputs
+
+        def step():
+            return self.model(input_ids=token, attention_mask=mask, position_ids=position,
+                              past_key_values=cache).logits[:, -1]
+
+        graph = None
         with torch.no_grad():
-            out = self.model.generate(ids, attention_mask=mask, max_new_tokens=max(max_tokens),
-                                      do_sample=sample, temperature=temperature if sample else None,
-                                      top_p=top_p if sample else None, top_k=0 if sample else None,
-                                      eos_token_id=eot, pad_token_id=pad, stopping_criteria=StoppingCriteriaList([ends]),
-                                      output_logits=True, return_dict_in_generate=True)
-        new = out.sequences[:, width:]
-        t = temperature if sample else 1.0
-        logprobs = torch.stack([(step.float() / t).log_softmax(-1).gather(-1, new[:, j, None])[:, 0]
-                                for j, step in enumerate(out.logits)], 1)
+            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                                logits_to_keep=1).logits[:, -1]
+            for n in range(new):
+                scores = logits.float() / (temperature or 1.0)
+                if temperature > 0:
+                    chosen = torch.multinomial((top(ids, scores) if top else scores).softmax(-1), 1)[:, 0]
+                else:
+                    chosen = scores.argmax(-1)
+                logprobs[:, n] = scores.log_softmax(-1).gather(-1, chosen[:, None])[:, 0]
+                if ends.add(chosen.tolist()):
+                    break
+                token.copy_(chosen[:, None])
+                position += 1
+                if self.cuda and n == 1:  # the first step ran eagerly, as the warm-up
+                    graph = torch.cuda.CUDAGraph()
+                    with torch.cuda.graph(graph):
+                        recorded = step()
+                if graph is not None:
+                    graph.replay()
+                    logits = recorded
+                else:
+                    logits = step()
         completions = []
-        for row, lp, n in zip(new.tolist(), logprobs.tolist(), ends.lengths):
-            at_stop = stop_length(self.tokenizer, row[:n], stop)
-            n = at_stop or n
+        for row, lp in zip(ends.rows, logprobs.tolist()):
+            at_stop = stop_length(self.tokenizer, row, stop)
+            n = at_stop or len(row)
             completions.append(Completion(row[:n], lp[:n], finished=row[n - 1] == eot, stopped=at_stop is not None))
         return completions
 

@@ -70,10 +70,10 @@ def main():
         rows.append(("sandbox", "failed", "", ""))
     if ro:
         rows += [(f"generation: {ro['episodes']} multi-turn episodes", f"{ro['vllm_tok_s']:.0f} tokens/s (vLLM)",
-                  f"{ro['hf_tok_s']:.0f} tokens/s (transformers generate)",
+                  f"{ro['hf_tok_s']:.0f} tokens/s (transformers engine)",
                   f"{ro['vllm_tok_s'] / ro['hf_tok_s']:.1f}x"),
-                 ("transformers engine: rows end while generating", f"{ro['hf_tok_s']:.0f} tokens/s",
-                  f"{ro['hf_before_tok_s']:.0f} tokens/s (rows run to the batch's end)",
+                 ("transformers engine: its decode loop", f"{ro['hf_tok_s']:.0f} tokens/s",
+                  f"{ro['hf_before_tok_s']:.0f} tokens/s (transformers generate, as before)",
                   f"{ro['hf_tok_s'] / ro['hf_before_tok_s']:.2f}x"),
                  ("weight sync into vLLM, whole model", f"{ro['sync_s']:.2f} s", "", "")]
     else:

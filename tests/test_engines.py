@@ -126,23 +126,53 @@ def test_training_engine_episodes_on_the_easy_set(smollm2, vllm_training, hf):
         assert diff.mean() < 0.05 and diff.max() < 1.0
 
 
-def test_hf_rows_end_while_generating_and_give_what_running_to_the_end_gives(hf, prompts):
-    """A batch ends when its last row has (rlef.RowEnds): fewer forward passes,
-    the same completions as letting every row run to the longest limit."""
+def generate_as_before(hf, prompts, limits, temperature, top_p, stop):
+    """The engine as it was: transformers `generate` on the left-padded batch, every
+    row to the longest limit, full logits kept; each row then cut at its end-of-turn
+    token, its limit and the stop text (rlef.stop_length)."""
+    tok, width = hf.tokenizer, max(map(len, prompts))
+    ids = torch.tensor([[tok.pad_token_id] * (width - len(p)) + p for p in prompts])
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+    sample = dict(do_sample=True, temperature=temperature, top_p=top_p, top_k=0) if temperature else dict(do_sample=False)
+    out = hf.model.generate(ids, attention_mask=mask, max_new_tokens=max(limits), eos_token_id=tok.eos_token_id,
+                            pad_token_id=tok.pad_token_id, output_logits=True, return_dict_in_generate=True, **sample)
+    new = out.sequences[:, width:]
+    logprobs = (torch.stack(out.logits, 1).float() / (temperature or 1.0)).log_softmax(-1).gather(-1, new[..., None])
+    answers = []
+    for row, lp, limit in zip(new.tolist(), logprobs[..., 0].tolist(), limits):
+        n = row.index(tok.eos_token_id) + 1 if tok.eos_token_id in row[:limit] else limit
+        n = rlef.stop_length(tok, row[:n], stop) or n
+        answers.append((row[:n], lp[:n]))
+    return answers
+
+
+def test_hf_engine_gives_the_tokens_and_logprobs_of_generate(hf, prompts):
+    """The decode loop (rlef.HFEngine) against `generate`, as the engine called it
+    before: prompts of different lengths in one padded batch, rows with their own
+    limits, with and without a stop text. Greedy: the same tokens and log-probs
+    (bit for bit on a CPU); sampled with the same seed: the same tokens too. A
+    batch ends with its last row: one forward per token of the longest answer."""
+    prompts = prompts + [rlef.render(hf.tokenizer, [{"role": "user", "content": "Print 1."}])]
+    limits = [40, 28, 40, 24]
     forwards = []
-    hf.model.register_forward_hook(lambda *_: forwards.append(1))
-    stop = "\n"  # SmolLM2 ends its first line within a few tokens
-    out = {}
-    for early in (True, False):
-        hf.rows_end_early = early
-        forwards.clear()
-        out[early] = (hf.generate(prompts, [48, 12, 48], temperature=0.0, top_p=1.0, stop=stop), len(forwards))
-    hf.rows_end_early = True
-    (fast, fast_steps), (slow, slow_steps) = out[True], out[False]
-    assert [(c.ids, c.finished, c.stopped) for c in fast] == [(c.ids, c.finished, c.stopped) for c in slow]
-    assert [c.logprobs for c in fast] == [c.logprobs for c in slow]
-    assert all(c.stopped or c.finished for c in fast) and len(fast[1].ids) <= 12
-    assert fast_steps == max(len(c.ids) for c in fast) < slow_steps == 48
+    hook = hf.model.register_forward_hook(lambda *_: forwards.append(1))
+    try:
+        for stop, temperature, top_p in (("", 0.0, 1.0), ("\n", 0.0, 1.0), ("\n```\n", 0.0, 1.0), ("\n", 0.7, 0.95)):
+            torch.manual_seed(0)
+            forwards.clear()
+            got = hf.generate(prompts, limits, temperature, top_p, stop)
+            assert len(forwards) == max(len(c.ids) for c in got)
+            torch.manual_seed(0)
+            want = generate_as_before(hf, prompts, limits, temperature, top_p, stop)
+            assert [c.ids for c in got] == [ids for ids, _ in want], (stop, temperature)
+            for c, (ids, lp), limit in zip(got, want, limits):
+                assert 0 < len(c.ids) <= limit
+                assert c.finished == (ids[-1] == hf.tokenizer.eos_token_id)
+                assert c.stopped == (rlef.stop_length(hf.tokenizer, ids, stop) is not None)
+                torch.testing.assert_close(torch.tensor(c.logprobs), torch.tensor(lp), rtol=0, atol=1e-6)
+            assert any(c.stopped for c in got) == bool(stop)
+    finally:
+        hook.remove()
 
 
 def test_a_folder_with_the_wrong_eos_gives_the_same_greedy_evaluation(smollm2, smollm2_wrong_eos, vllm_training, hf):
