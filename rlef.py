@@ -591,26 +591,16 @@ def timed(times: Counter, key: str):
 def release_memory() -> float:
     """Give freed heap memory back to the OS; return this process's RSS in GB.
 
-    On CPU every tensor is malloc'ed and freed (no caching allocator), and the
-    update's ever-changing shapes leave glibc's heap fragmented: without a trim a
-    rank's RSS crept up by ~0.5 GB per step until the OOM killer came."""
+    On CPU every tensor is malloc'ed and freed (no caching allocator). During
+    an update glibc keeps freed blocks for reuse (ppo.keep_freed_memory); after
+    it, the engine needs the memory: without a trim a rank's RSS crept up by
+    ~0.5 GB per step until the OOM killer came."""
     import ctypes
     gc.collect()
     with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e9
-
-
-def free_large_blocks_at_once() -> None:
-    """Make glibc give every block of 1 MB or more its own mmap, returned to the
-    OS when freed. By default the threshold adapts upward (to 32 MB) and freed
-    tensors stay in the heap, where the update's changing shapes fragment it: a
-    cpu-demo rank grew from 5 to 10.5 GB within one update (peak 6.5 GB with
-    this, for ~15% more update time in page faults)."""
-    import ctypes
-    with contextlib.suppress(OSError, AttributeError):  # not glibc
-        ctypes.CDLL("libc.so.6").mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
 
 
 def peak_rss_gb() -> float:
@@ -1079,11 +1069,73 @@ def say(text: str) -> None:
         print(f"rlef: {text}", flush=True)
 
 
+GPU_RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "gpu-demo")
+
+
+def clip(text: str, lines: int = 12, width: int = 100) -> str:
+    """At most `lines` lines of at most `width` characters, and how much was left out."""
+    rows = [r if len(r) <= width else r[:width - 3] + "..." for r in text.strip().splitlines()]
+    return "\n".join(rows[:lines] + ([f"[... {len(rows) - lines} more lines]"] if len(rows) > lines else []))
+
+
+def intervals(row: dict) -> list[str]:
+    """The valid measures of a metrics row that have a bootstrap interval: `name mean [lo, hi]`."""
+    return [f"{k} {row[k]:.3f} [{row[k + '_lo']:.3f}, {row[k + '_hi']:.3f}]"
+            for k in row if k + "_lo" in row and k + "_hi" in row]
+
+
+def summary(out: str, gpu_results: str = GPU_RESULTS) -> str:
+    """What a run ends with on the terminal (rank 0), from its files alone:
+    reward and solve rate per step, the valid evaluations, one whole episode in
+    which the tests' feedback came back to the model (transcripts.jsonl: the
+    latest solved one, else the latest), where the run and its TensorBoard
+    are, and what `gpu-demo` measured on a GPU (`gpu_results`) with the command
+    that repeats it."""
+    with open(os.path.join(out, "metrics.jsonl")) as f:
+        rows = [json.loads(line) for line in f]
+    steps = [r for r in rows if "reward" in r]
+    text = [f"\n== The run in {out} ==", "",
+            "step | reward | solved | episodes | seconds", "---: | ---: | ---: | ---: | ---:"]
+    text += [f"{r['step']} | {r['reward']:+.2f} | {r['solved']:.0%} | {int(r['episodes']) if 'episodes' in r else '?'} | {r['time/step_s']:.0f}"
+             for r in steps]
+    text += [f"valid at step {r['step']}: " + "; ".join(intervals(r)) for r in rows if intervals(r)]
+    with open(os.path.join(out, "transcripts.jsonl")) as f:
+        with_feedback = [t for t in map(json.loads, f) if len(t["verdicts"]) > 1]
+    if with_feedback:
+        t = ([t for t in with_feedback if t["solved"]] or with_feedback)[-1]
+        text += ["", f"== One episode with feedback: step {t['step']}, {t['problem']}, verdicts "
+                     f"{' -> '.join(t['verdicts'])}, {'solved' if t['solved'] else 'not solved'} "
+                     f"(judge tests: {' '.join(t['judged']) or '-'}) =="]
+        for i, m in enumerate(t["messages"]):
+            who = "the model" if m["role"] == "assistant" else "the problem" if i == 0 else "the feedback"
+            text += [f"--- {who} ---", clip(m["content"])]
+    else:
+        text += ["", "(no episode with more than one answer in transcripts.jsonl)"]
+    text += ["", f"Run folder: {out} (metrics.jsonl, transcripts.jsonl, checkpoints/)",
+             f"TensorBoard: {os.path.relpath(os.path.join(os.path.dirname(sys.executable), 'tensorboard'))} "
+             f"--logdir {os.path.join(out, 'tensorboard')}"]
+    if os.path.exists(os.path.join(gpu_results, "metrics.jsonl")):
+        with open(os.path.join(gpu_results, "config.json")) as f:
+            gpu = json.load(f)
+        with open(os.path.join(gpu_results, "metrics.jsonl")) as f:
+            gpu_rows = [json.loads(line) for line in f]
+        gpu_steps = [r for r in gpu_rows if "reward" in r]
+        seconds = sorted(r["time/step_s"] for r in gpu_steps)
+        text += ["", f"== Measured on a GPU ({os.path.relpath(gpu_results)}) ==",
+                 f"{gpu['preset']}: {len(gpu_steps)} steps of {gpu['problems_per_step']} x "
+                 f"{gpu['samples_per_problem']} episodes, {gpu['engine']} engine, median step "
+                 f"{seconds[len(seconds) // 2]:.0f} s; train solve rate per step: "
+                 + " ".join(f"{r['solved']:.2f}" for r in gpu_steps)]
+        text += [f"valid at step {r['step']}: " + "; ".join(intervals(r)) for r in gpu_rows if intervals(r)]
+        text += [f"Repeat it: `make demo` on a machine with a GPU (torchrun --nproc_per_node 1 rlef.py "
+                 f"--preset {gpu['preset']})"]
+    return "\n".join(text)
+
+
 def main(argv: list[str] | None = None) -> None:
     cfg, resume = parse_config(argv)
     env_rank = int(os.environ.get("RANK", 0))  # before the process group exists
     quiet_warnings(env_rank)
-    free_large_blocks_at_once()
     import torch
     import torch.distributed as dist
     from tqdm import tqdm
@@ -1222,6 +1274,8 @@ def main(argv: list[str] | None = None) -> None:
             break
 
     status.close()
+    if rank == 0:
+        print(summary(cfg.out), flush=True)
     # 4. shut down: the engine before the process group (its shutdown fails once the group is gone); vLLM's
     # shutdown may already have destroyed the group it shared with us
     sandbox.close()

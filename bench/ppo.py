@@ -9,6 +9,14 @@ enables it on both models itself), in one run: the two alternate update by
 update, and the table shows medians of wall-clock and CPU time (CPU time is
 the fairer measure when other processes share the cores).
 
+Each contender is a process of its own (`--worker`), and they take turns,
+update by update: ours as it is; ours "before", with glibc's malloc set as
+rlef's loop set it until 2026-12 (every block of 1 MB or more mapped on malloc
+and unmapped on free; ppo.keep_freed_memory says why that put a third of the
+update's CPU time in the kernel); TRL, with glibc's defaults. The table shows
+each one's CPU time in the kernel and its minor page faults. A new contender
+is a name in CONTENDERS and a branch in `worker`.
+
 An "update" is everything between finished episodes and updated weights:
 pi_old, reference and value forwards over the batch, rewards and advantages,
 then the K optimizer steps of policy and value. Tokens/s = B * (P + R) / time.
@@ -19,7 +27,7 @@ virtual environment, so the project's is untouched:
     python3 -m venv /tmp/trl-venv
     /tmp/trl-venv/bin/pip install torch==2.13.0+cpu transformers==5.19.0 trl==1.12.0
 
-and, in there, as a child process of this script (`--trl-worker`). Its
+and, in there, as a child process of this script (`--worker trl`). Its
 trainer samples answers itself; here `batch_generation` is replaced by the
 same fixed answers plus one policy forward for their logits (what our update
 pays for pi_old), and the reward model is a 1-layer stand-in (our reward
@@ -58,12 +66,15 @@ def episode_tokens(args):
 SAY = "BENCH "   # the worker's messages to the parent, among TRL's own prints
 
 
-def clocks() -> tuple[float, float]:
-    """Wall clock, and this process's CPU time (all its threads)."""
-    return time.perf_counter(), time.process_time()
+def clocks() -> tuple[float, float, float, float]:
+    """Wall clock; this process's CPU time (all its threads), the part of it
+    in the kernel, and its minor page faults (memory mapped in on first touch)."""
+    import resource
+    use = resource.getrusage(resource.RUSAGE_SELF)
+    return time.perf_counter(), use.ru_utime + use.ru_stime, use.ru_stime, use.ru_minflt
 
 
-def since(start: tuple[float, float]) -> tuple[float, float]:
+def since(start: tuple[float, ...]) -> tuple[float, ...]:
     return tuple(now - then for now, then in zip(clocks(), start))
 
 
@@ -73,7 +84,7 @@ def say(**message):
 
 def trl_worker(args):
     """Runs TRL's PPOTrainer for 1 + repeats updates; after each update prints
-    its time and waits for a line on stdin, so the parent can interleave."""
+    its clocks and waits for a line on stdin, so the parent can interleave."""
     os.environ["ACCELERATE_MIXED_PRECISION"] = "bf16" if args.bf16 else "no"
     import torch
     torch.set_num_threads(args.threads)
@@ -141,6 +152,79 @@ def trl_worker(args):
 
 # ---------------------------------------------------------------- ours, and the table
 
+def allocator_before() -> None:
+    """glibc as rlef's loop set it before ppo.keep_freed_memory: every block of
+    1 MB or more its own mapping, unmapped when freed (M_MMAP_THRESHOLD), and
+    the heap's top trimmed at glibc's default 128 KB (M_TRIM_THRESHOLD)."""
+    import ctypes
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallopt(-3, 1 << 20)
+    libc.mallopt(-1, 128 << 10)
+
+
+def rlef_worker(args):
+    """Our update, once per line on stdin, answering with its clocks."""
+    sys.path.insert(0, str(ROOT))
+    import torch
+    import ppo
+    torch.set_num_threads(args.threads)
+    config = ppo.PPOConfig(minibatches=args.minibatches, micro_tokens=args.micro * (args.prompt + args.answer),
+                           bf16=args.bf16, checkpointing=args.checkpointing)
+    learner = ppo.build(args.model, config)      # (on CPU: ppo.keep_freed_memory)
+    if args.worker == "rlef-before":
+        allocator_before()
+    prompts, answers = episode_tokens(args)
+    sequences = [ppo.Sequence(p + a, [0] * len(p) + [1] * len(a),
+                              [0.0] * (len(p) + len(a) - 1) + [1.0 if i % 2 else -1.0],
+                              [0.0] * len(p) + [-2.0] * len(a))
+                 for i, (p, a) in enumerate(zip(prompts, answers))]
+    say(ready=True)
+    while sys.stdin.readline():
+        start = clocks()
+        ppo.update(learner, sequences)
+        say(seconds=since(start))
+
+
+# name in the table -> the --worker that runs it (TRL's in TRL's own venv)
+CONTENDERS = {"rlef ppo.py, before (glibc unmaps blocks >= 1 MB)": "rlef-before",
+              "rlef ppo.py": "rlef",
+              "TRL 1.12.0 PPOTrainer": "trl"}
+
+
+class Worker:
+    """A contender's process: it builds its trainer and says `ready`; then each
+    line sent to it runs one update, and it answers with that update's clocks."""
+
+    def __init__(self, kind: str, args):
+        python = args.trl_python if kind == "trl" else sys.executable
+        self.said = {}
+        self.proc = subprocess.Popen([python, __file__, *sys.argv[1:], "--model", args.model, "--worker", kind],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+
+    def hear(self) -> dict:
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"the worker {self.proc.args[-1]} died; run it by hand to see why")
+            if line.startswith(SAY):
+                message = json.loads(line[len(SAY):])
+                self.said.update(message)
+                return message
+
+    def ready(self) -> None:
+        while not self.hear().get("ready"):
+            pass
+
+    def update(self) -> tuple[float, ...]:
+        self.proc.stdin.write("\n")
+        self.proc.stdin.flush()
+        return tuple(self.hear()["seconds"])
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="model folder (default: SmolLM2-135M-Instruct)")
@@ -155,87 +239,52 @@ def main():
     parser.add_argument("--no-bf16", dest="bf16", action="store_false")
     parser.add_argument("--trl-python", default="/tmp/trl-venv/bin/python")
     parser.add_argument("--json", default="", help="also write the medians to this file (bench/all.py)")
-    parser.add_argument("--trl-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=sorted(set(CONTENDERS.values())), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.model is None:
         sys.path.insert(0, str(ROOT))
         import data
         args.model = data.resolve_model(data.SMOLLM2)
-    if args.trl_worker:
-        return trl_worker(args)
+    if args.worker:
+        return trl_worker(args) if args.worker == "trl" else rlef_worker(args)
 
-    sys.path.insert(0, str(ROOT))
-    import torch
-    import ppo
-    torch.set_num_threads(args.threads)
-
-    worker_args = [a for a in sys.argv[1:]] + ["--model", args.model, "--trl-worker"]
-    trl = subprocess.Popen([args.trl_python, __file__, *worker_args], stdin=subprocess.PIPE,
-                           stdout=subprocess.PIPE, text=True, cwd=ROOT)
-
-    def trl_says():
-        while True:
-            line = trl.stdout.readline()
-            if not line:
-                raise RuntimeError("the TRL worker died; run it by hand to see why")
-            if line.startswith(SAY):
-                return json.loads(line[len(SAY):])
-
-    def trl_update() -> tuple[float, float]:
-        trl.stdin.write("\n")
-        trl.stdin.flush()
-        return trl_says()["seconds"]
-
-    config = ppo.PPOConfig(minibatches=args.minibatches, micro_tokens=args.micro * (args.prompt + args.answer),
-                           bf16=args.bf16, checkpointing=args.checkpointing)
-    learner = ppo.build(args.model, config)
-    prompts, answers = episode_tokens(args)
-    sequences = [ppo.Sequence(p + a, [0] * len(p) + [1] * len(a),
-                              [0.0] * (len(p) + len(a) - 1) + [1.0 if i % 2 else -1.0],
-                              [0.0] * len(p) + [-2.0] * len(a))
-                 for i, (p, a) in enumerate(zip(prompts, answers))]
-
-    def our_update() -> tuple[float, float]:
-        start = clocks()
-        ppo.update(learner, sequences)
-        return since(start)
-
-    precision = trl_says()            # the worker reports accelerate's precision, then waits
-    assert trl_says()["ready"]
-    our_update()      # warm-up
-    trl_update()      # warm-up (also starts TRL's clock)
-    ours, theirs = [], []
+    workers = {name: Worker(kind, args) for name, kind in CONTENDERS.items()}   # they load side by side
+    for w in workers.values():
+        w.ready()
+    for w in workers.values():        # warm-up
+        w.update()
+    runs = {name: [] for name in workers}
     for i in range(args.repeats):
-        ours.append(our_update())
-        theirs.append(trl_update())
-        print(f"repeat {i + 1}/{args.repeats}: ours {ours[-1][0]:.1f} s ({ours[-1][1]:.1f} CPU-s), "
-              f"TRL {theirs[-1][0]:.1f} s ({theirs[-1][1]:.1f} CPU-s)", file=sys.stderr, flush=True)
-    trl.stdin.write("\n")
-    trl.stdin.close()
-    trl.wait()
+        for name, w in workers.items():
+            runs[name].append(w.update())
+        print(f"repeat {i + 1}/{args.repeats}: " + ", ".join(f"{name} {r[-1][0]:.1f} s ({r[-1][1]:.1f} CPU-s)"
+                                                            for name, r in runs.items()), file=sys.stderr, flush=True)
+    for w in workers.values():
+        w.close()
 
     tokens = args.batch * (args.prompt + args.answer)
+    precision = workers["TRL 1.12.0 PPOTrainer"].said["mixed_precision"]
     print(f"\nOne PPO update (policy + value), {Path(args.model).name}, {args.threads} torch threads each: "
           f"B={args.batch} episodes x (P={args.prompt} + R={args.answer}) tokens = {tokens} tokens, "
           f"K={args.minibatches} optimizer steps, microbatch {args.micro} episodes, "
-          f"bf16 autocast={args.bf16} (TRL accelerate: {precision['mixed_precision']}), "
+          f"bf16 autocast={args.bf16} (TRL accelerate: {precision}), "
           f"activation checkpointing={args.checkpointing}; {args.repeats} updates each after 1 warm-up, "
-          f"alternating.\n")
-    print("| implementation | wall s per update | CPU s per update | tokens/s (median wall) "
-          "| tokens per CPU-s (median) |")
-    print("|---|---|---|---|---|")
+          f"taking turns; load average at the end {os.getloadavg()[0]:.1f}.\n")
+    print("| implementation | wall s per update | tokens/s (median wall) | CPU s per update (median) "
+          "| of which in the kernel | minor page faults (median) |")
+    print("|---|---|---|---|---|---|")
     rates = {}
-    for name, runs in (("rlef ppo.py", ours), ("TRL 1.12.0 PPOTrainer", theirs)):
-        wall, cpu = [w for w, _ in runs], [c for _, c in runs]
-        rates[name] = tokens / statistics.median(wall), tokens / statistics.median(cpu)
-        print(f"| {name} | {', '.join(f'{w:.1f}' for w in wall)} | {', '.join(f'{c:.1f}' for c in cpu)} "
-              f"| {rates[name][0]:.0f} | {rates[name][1]:.1f} |")
-    (ours_wall, ours_cpu), (trl_wall, trl_cpu) = rates.values()
-    print(f"\nratio ours / TRL: {ours_wall / trl_wall:.2f} (wall), {ours_cpu / trl_cpu:.2f} (CPU time)")
+    for name, r in runs.items():
+        wall, cpu, kernel, faults = (statistics.median(x) for x in zip(*r))
+        rates[name] = tokens / wall
+        print(f"| {name} | {', '.join(f'{x[0]:.1f}' for x in r)} | {rates[name]:.0f} | {cpu:.1f} "
+              f"| {kernel:.1f} s ({kernel / cpu:.0%}) | {faults / 1e6:.2f} M |")
+    before, now, trl = rates.values()
+    print(f"\nratio ours / TRL (median tokens/s): {now / trl:.2f} (before: {before / trl:.2f}); "
+          f"ours after / before: {now / before:.2f}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"ours_tok_s": ours_wall, "trl_tok_s": trl_wall, "tokens": tokens,
-                                               "checkpointing": args.checkpointing}))
-
+        Path(args.json).write_text(json.dumps({"ours_tok_s": now, "ours_before_tok_s": before, "trl_tok_s": trl,
+                                               "tokens": tokens, "checkpointing": args.checkpointing}))
 
 if __name__ == "__main__":
     main()
