@@ -344,7 +344,14 @@ class _Worker:
         self.poller.register(self.proc.stdout.fileno(), select.POLLIN)
 
     def handshake(self) -> None:
-        self.isolation = _read_frame(self.proc.stdout.fileno(), time.monotonic() + 60, self.poller)
+        try:
+            self.isolation = _read_frame(self.proc.stdout.fileno(), time.monotonic() + 60, self.poller)
+        except (EOFError, TimeoutError) as e:  # what it printed went to the caller's stderr
+            proc = self.proc
+            self.stop()
+            code = proc.returncode
+            raise RuntimeError(f"sandbox worker (pid {proc.pid}) did not start: {e}; " + (
+                f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}")) from None
         if "error" in self.isolation:
             raise RuntimeError("sandbox worker failed to start: " + self.isolation["error"])
         if self.mode is not None and self.isolation["mode"] != self.mode:  # never degrade silently
@@ -472,11 +479,13 @@ class Sandbox:
                 worker.spawn()
             for worker in self._workers:
                 worker.handshake()
-            modes = {worker.mode for worker in self._workers}
-            if len(modes) > 1:
-                raise RuntimeError(f"sandbox workers disagree on how to isolate: {sorted(modes)}")
             #: Which protections hold here: see the module docstring and the README.
             self.isolation = dict(self._workers[0].isolation)
+            for worker in self._workers[1:]:  # never one pool that holds less in some workers
+                differ = [k for k, v in self.isolation.items() if k not in ("lost", "reason") and worker.isolation[k] != v]
+                if differ:
+                    raise RuntimeError(f"sandbox workers disagree on what holds ({', '.join(differ)}); lost: "
+                                       f"{self.isolation['lost']} against {worker.isolation['lost']}")
             if self.isolation["mode"] == "unisolated" and not allow_unisolated:
                 raise IsolationError(_isolation_error(self.isolation))
         except BaseException:
@@ -902,11 +911,12 @@ def _children(parent: int) -> list[int]:
     return found
 
 
-def _supervise(worker: int, cgroups: list[str], workroot: str | None) -> None:
+def _supervise(worker: int, cgroup: str | None, workroot: str | None) -> None:
     """The worker's parent, outside its pid namespace if it has one: wait for the
     worker (pid 1 there, so its death kills every process of that namespace), kill
     whatever it left (we are a subreaper: orphans of its programs come to us), then
-    remove its cgroups, deepest first, and its working folder on the host."""
+    remove its cgroup tree, whose lock we hold until we exit (_own_cgroup), and its
+    working folder on the host."""
     os.waitpid(worker, 0)
     ours = os.getpgid(0)
     while True:
@@ -921,16 +931,8 @@ def _supervise(worker: int, cgroups: list[str], workroot: str | None) -> None:
             os.wait()
         except ChildProcessError:
             break
-    for path in cgroups:
-        for _ in range(100):
-            try:
-                if os.path.exists(path + "/cgroup.kill"):  # v2: what escaped the worker
-                    _write(path + "/cgroup.kill", "1")
-                if os.path.isdir(path):
-                    os.rmdir(path)
-                break
-            except OSError:
-                time.sleep(0.01)  # its last processes are still exiting
+    if cgroup:
+        _remove_cgroup(cgroup, tries=100)
     if workroot:
         try:
             _empty(workroot)
@@ -979,24 +981,95 @@ def _cgroup_dir(where: tuple[str, str], path: str) -> str | None:
     return None  # outside what is mounted here
 
 
+LOCK_EX, LOCK_NB = 2, 4
+
+
 def _v1_memory_path(memory: str, uid: int) -> str:
     return f"{memory}/rlef-sandbox-{uid}"
 
 
-def _join_v1_memory_cgroup(memory: str, uid: int) -> tuple[int, int]:
-    """cgroup v1: move the worker into a memory cgroup of its own, where its children
-    are born (moving each child instead would cost ~15 ms there). Returns fds of its
-    limit and its OOM counter. Root only: v1 is not delegated to users."""
-    path = _v1_memory_path(memory, uid)
-    for stale in os.listdir(memory):  # left by workers that were killed; rmdir
-        if stale.startswith("rlef-sandbox-"):  # refuses any cgroup still in use
-            try:
-                os.rmdir(os.path.join(memory, stale))
-            except OSError:
-                pass
-    os.makedirs(path, exist_ok=True)
-    _write(path + "/cgroup.procs", "0")
-    return os.open(path + "/memory.limit_in_bytes", os.O_WRONLY), os.open(path + "/memory.oom_control", os.O_RDONLY)
+def _own_cgroup(base: str, name: str) -> int:
+    """Make the cgroup BASE/NAME for a worker about to start; return an fd that holds
+    a lock (flock) on it. The worker's supervisor holds that lock for the tree's
+    whole life and lets it go (exits) only after removing the tree.
+
+    Threat: workers that start at the same moment beside each other (16 cores start
+    16 at once, several pools more) must not remove each other's trees. A killed
+    worker's supervisor cannot remove its tree, so every start removes those left;
+    judged by what a tree held, one still being made looked abandoned, and its
+    worker was killed by the scan's cgroup.kill (on the GPU machine: a failed start).
+    Now a tree is removed only by whoever takes its lock, which nobody can while its
+    owner lives; and a lock on BASE, held while scanning and while making and
+    locking a tree, means that no scan ever sees a tree before its lock is held."""
+    guard = _open_dir(base)
+    try:
+        _check(_libc.flock(guard, LOCK_EX), f"flock {base}")
+        for other in os.listdir(base):
+            if other.startswith("rlef-sandbox-"):
+                _remove_abandoned(f"{base}/{other}")
+        path = f"{base}/{name}"
+        try:
+            os.mkdir(path)
+        except OSError as e:
+            raise _failed(f"mkdir {path}", e.errno) from None
+        lock = _open_dir(path)
+        _check(_libc.flock(lock, LOCK_EX | LOCK_NB), f"flock {path}")
+        return lock
+    finally:
+        os.close(guard)
+
+
+def _open_dir(path: str) -> int:
+    try:
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise _failed(f"open {path}", e.errno) from None
+
+
+def _remove_abandoned(top: str) -> None:
+    """Remove a worker's tree if its lock can be taken: its supervisor is gone (it was
+    killed). Once: what is still exiting, a later start removes."""
+    try:
+        lock = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        if _libc.flock(lock, LOCK_EX | LOCK_NB) == 0:
+            _remove_cgroup(top, tries=1)
+    finally:
+        os.close(lock)
+
+
+def _remove_cgroup(top: str, tries: int) -> None:
+    """Kill what is left in a worker's tree (v2: cgroup.kill) and remove it, deepest
+    first; up to `tries` times, 10 ms apart, while its last processes exit."""
+    for attempt in range(tries):
+        try:
+            if os.path.exists(top + "/cgroup.kill"):
+                _write(top + "/cgroup.kill", "1")
+            for path in [folder for folder, _, _ in os.walk(top, topdown=False)]:
+                os.rmdir(path)
+            return
+        except OSError:
+            if attempt + 1 < tries:
+                time.sleep(0.01)
+
+
+class _CgroupV1:
+    """cgroup v1 (root only: v1 is not delegated to users): the worker's own memory
+    cgroup, where its children are born (moving each child instead would cost ~15 ms
+    there), with its limit and its OOM counter. Made before the worker starts."""
+    missing, procs, kill = (), None, None
+
+    def __init__(self, memory: str, uid: int):
+        self.top = _v1_memory_path(memory, uid)
+        self.lock = _own_cgroup(memory, os.path.basename(self.top))
+
+    def join(self) -> None:
+        """In the worker: move in; open what the executor writes and reads."""
+        _write(self.top + "/cgroup.procs", "0")
+        self.limit = os.open(self.top + "/memory.limit_in_bytes", os.O_WRONLY)
+        self.events = os.open(self.top + "/memory.oom_control", os.O_RDONLY)
 
 
 def _v2_base(unified: str, mount_point: str) -> str:
@@ -1025,11 +1098,11 @@ class _CgroupV2:
     each execution ~50 us of CPU, and on an idle machine the wall time of an RCU
     grace period (a few ms). We write only `+memory +pids` into BASE's
     cgroup.subtree_control, and our own directories. Controllers that BASE cannot
-    have (cgroup.controllers) are reported absent, never faked."""
+    have (cgroup.controllers) are reported absent, never faked. The tree is made
+    before the worker starts, locked (_own_cgroup); the worker then joins it."""
 
     def __init__(self, base: str, uid: int):
         self.top = f"{base}/rlef-sandbox-{uid}"
-        self.paths = [self.top + "/run", self.top + "/worker", self.top]  # deepest first
         available = _read(base + "/cgroup.controllers").split()
         wanted = [c for c in ("memory", "pids") if c in available]
         enabled = _read(base + "/cgroup.subtree_control").split()
@@ -1039,64 +1112,36 @@ class _CgroupV2:
             except OSError:  # e.g. EBUSY: BASE holds processes (a container's own root)
                 wanted = [c for c in wanted if c in enabled]
         self.missing = [c for c in ("memory", "pids") if c not in wanted]
-        for attempt in range(3):
-            _remove_stale_v2(base)
-            try:
-                self._make(wanted)
-                break
-            except FileNotFoundError:  # another worker's stale scan removed ours: again
-                self._remove()
-                if attempt == 2:
-                    raise
+        self.lock = _own_cgroup(base, os.path.basename(self.top))
+        run = self.top + "/run"
+        try:
+            if wanted:
+                _write(self.top + "/cgroup.subtree_control", " ".join("+" + c for c in wanted))
+            for path in (self.top + "/worker", run):
+                try:
+                    os.mkdir(path)
+                except OSError as e:
+                    raise _failed(f"mkdir {path}", e.errno) from None
+            if "pids" in wanted:
+                _write(run + "/pids.max", str(NPROC))
+            if "memory" in wanted:
+                _write(run + "/memory.oom.group", "1")  # an OOM kill takes the whole execution
+                if os.path.exists(run + "/memory.swap.max"):
+                    _write(run + "/memory.swap.max", "0")
+        except OSError:
+            _remove_cgroup(self.top, tries=1)
+            os.close(self.lock)
+            raise
+
+    def join(self) -> None:
+        """In the worker: move into worker/; open what the executor writes and reads."""
+        _write(self.top + "/worker/cgroup.procs", "0")
         run = self.top + "/run"
         self.procs = os.open(run + "/cgroup.procs", os.O_WRONLY)  # each child writes "0" here
         self.kill = os.open(run + "/cgroup.kill", os.O_WRONLY) if os.path.exists(run + "/cgroup.kill") else None
-        self.limit = self.events = None
-        if "pids" in wanted:
-            _write(run + "/pids.max", str(NPROC))
-        if "memory" in wanted:
-            _write(run + "/memory.oom.group", "1")  # an OOM kill takes the whole execution
-            if os.path.exists(run + "/memory.swap.max"):
-                _write(run + "/memory.swap.max", "0")
-            self.limit = os.open(run + "/memory.max", os.O_WRONLY)
-            self.events = os.open(run + "/memory.events", os.O_RDONLY)
-
-    def _make(self, controllers: list[str]) -> None:
-        os.mkdir(self.top)
-        if controllers:
-            _write(self.top + "/cgroup.subtree_control", " ".join("+" + c for c in controllers))
-        os.mkdir(self.top + "/worker")
-        _write(self.top + "/worker/cgroup.procs", "0")  # from here on, no stale scan removes it
-        os.mkdir(self.top + "/run")
-
-    def _remove(self) -> None:
-        for path in self.paths:
-            try:
-                os.rmdir(path)
-            except OSError:
-                pass
-
-
-def _remove_stale_v2(base: str) -> None:
-    """Remove the trees of workers that were killed before they could. A tree whose
-    worker/ cannot be removed (EBUSY) has a live worker: it is left alone."""
-    for name in os.listdir(base):
-        if not name.startswith("rlef-sandbox-"):
-            continue
-        top = f"{base}/{name}"
-        try:
-            os.rmdir(top + "/worker")
-        except FileNotFoundError:
-            pass
-        except OSError:
-            continue
-        try:
-            if os.path.exists(top + "/cgroup.kill"):
-                _write(top + "/cgroup.kill", "1")  # what its programs left running
-            os.rmdir(top + "/run")
-            os.rmdir(top)
-        except OSError:
-            pass  # still exiting: the next start removes it
+        memory = "memory" not in self.missing
+        self.limit = os.open(run + "/memory.max", os.O_WRONLY) if memory else None
+        self.events = os.open(run + "/memory.events", os.O_RDONLY) if memory else None
 
 
 # ------------------------------------------------------- Landlock and seccomp
@@ -1341,8 +1386,6 @@ def _landlock_ruleset(abi: int, readable: list[str], workdir: str) -> int:
     return ruleset
 
 
-LOCK_EX, LOCK_NB = 2, 4
-
 
 def _make_workroot() -> str:
     """Landlock and unisolated modes: the worker's folder on the host,
@@ -1459,8 +1502,19 @@ class _Executor:
             reasons.append("namespaces: " + failure)
         iso["cgroup"], memory, unified, v2_mount = _cgroups(_read("/proc/self/mountinfo"), _read("/proc/self/cgroup"))
         v2_base = _v2_base(unified, v2_mount) if iso["cgroup"] == "v2" and unified else None
-        cgroups = ([_v1_memory_path(memory, uid)] if memory and root else
-                   [f"{v2_base}/rlef-sandbox-{uid}{d}" for d in ("/run", "/worker", "")] if v2_base else [])
+        cgroup, note = None, ""  # made here, so that the supervisor holds its lock (_own_cgroup)
+        try:
+            if memory and root:
+                cgroup = _CgroupV1(memory, uid)
+            elif v2_base:
+                cgroup = _CgroupV2(v2_base, uid)
+                note = f"no {' or '.join(cgroup.missing)} controller in {v2_base}" if cgroup.missing else ""
+            else:
+                note = {"v1": "cgroup v1 is not delegated to users", "hybrid": "cgroup v1 is not delegated to users",
+                        "v2": "no cgroup v2 here that this process can reach",
+                        "none": "no cgroups mounted"}[iso["cgroup"]]
+        except OSError as e:
+            note = _text(e)
         workroot = None
         if not iso["private_root"]:  # on the host: the supervisor removes it when the worker is gone
             workroot = _make_workroot()
@@ -1469,8 +1523,10 @@ class _Executor:
         worker = os.fork()
         if worker:
             os.close(req), os.close(resp)
-            _supervise(worker, cgroups, workroot)
+            _supervise(worker, cgroup and cgroup.top, workroot)
         _libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))
+        if cgroup:
+            os.close(cgroup.lock)  # the supervisor's copy holds it
         self.pid_namespace = iso["pid_namespace"]
         if not self.pid_namespace:  # (in one, we are pid 1: the reaper of its orphans)
             _libc.prctl(PR_SET_CHILD_SUBREAPER, 1)
@@ -1484,7 +1540,7 @@ class _Executor:
         os.environ.clear()  # e.g. the LC_CTYPE that locale coercion set
         with open("/proc/sys/kernel/cap_last_cap") as f:
             self.cap_last = int(f.read())
-        self._join_cgroup(uid, memory, root, v2_base, lost)
+        self._join_cgroup(cgroup, note, lost)
         self.ooms = self._oom_kills()
         self.uid = uid if root and self._can_become(uid) else None
         iso["unprivileged_uid"] = self.uid is not None
@@ -1524,29 +1580,22 @@ class _Executor:
         _children_stdio()  # fresh again: the warm-up used them
         sys.modules["__main__"] = type(sys)("__main__")  # the program's module, still empty
 
-    def _join_cgroup(self, uid: int, memory: str | None, root: bool, v2_base: str | None, lost: list) -> None:
+    def _join_cgroup(self, cgroup, note: str, lost: list) -> None:
         """The cgroup an execution's processes share, where one is writable: v1, the
         worker's own memory cgroup, where children are born; v2, a cgroup per
         execution that each child moves itself into (_CgroupV2)."""
         iso = self.isolation
         self.limit_fd = self.oom_fd = self.procs_fd = self.kill_fd = None
         self.cgroup_limit, self.adjust_oom = None, False
-        note = ""
-        try:
-            if memory and root:
-                self.limit_fd, self.oom_fd = _join_v1_memory_cgroup(memory, uid)
-                self.adjust_oom = True  # the worker shares the cgroup: the OOM killer must take the program
-            elif v2_base:
-                group = _CgroupV2(v2_base, uid)
-                self.procs_fd, self.kill_fd, self.limit_fd, self.oom_fd = group.procs, group.kill, group.limit, group.events
-                iso["pids_cgroup"] = "pids" not in group.missing
-                note = f"no {' or '.join(group.missing)} controller in {v2_base}" if group.missing else ""
-            else:
-                note = {"v1": "cgroup v1 is not delegated to users", "hybrid": "cgroup v1 is not delegated to users",
-                        "v2": "no cgroup v2 here that this process can reach",
-                        "none": "no cgroups mounted"}[iso["cgroup"]]
-        except OSError as e:
-            note = _text(e)
+        if cgroup:
+            try:
+                cgroup.join()
+                self.procs_fd, self.kill_fd, self.limit_fd, self.oom_fd = cgroup.procs, cgroup.kill, cgroup.limit, cgroup.events
+                # v1: the worker shares the cgroup, so the OOM killer must take the program
+                self.adjust_oom = isinstance(cgroup, _CgroupV1)
+                iso["pids_cgroup"] = isinstance(cgroup, _CgroupV2) and "pids" not in cgroup.missing
+            except OSError as e:
+                note = _text(e)
         iso["memory_cgroup"], iso["cgroup_kill"] = self.oom_fd is not None, self.kill_fd is not None
         if not iso["memory_cgroup"]:
             lost.append(f"memory of all processes together, only RLIMIT_AS per process ({note})")
