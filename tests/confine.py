@@ -24,6 +24,8 @@ Conditions (each ends by exec()ing the command):
   delegated        cgroup2, and the command as nobody in a leaf of a cgroup delegated to
                    nobody (what systemd's Delegate=yes gives a user); the cgroups are
                    removed afterwards
+  root-one-uid     cgroup2 and docker, and CAP_SETUID and CAP_SETGID dropped too: root that
+                   cannot take another uid, so RLIMIT_NPROC (which root ignores) bounds nothing
 
 --home FOLDER (with the conditions that run the command as nobody): FOLDER, e.g. /root
   where pyenv or conda put Python, is seen as nobody's own home (mode 700, its owner
@@ -46,7 +48,7 @@ CLONE_NEWNS, CLONE_NEWUSER = 0x20000, 0x10000000
 NAMESPACE_FLAGS = 0x7E020000  # CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET
 MS_REC, MS_PRIVATE, MNT_DETACH = 16384, 1 << 18, 2
 MOUNT_ATTR_RDONLY, MOUNT_ATTR_IDMAP, AT_EMPTY_PATH, MOVE_MOUNT_F_EMPTY_PATH = 1, 0x100000, 0x1000, 4
-CAP_SYS_ADMIN = 21
+CAP_SETGID, CAP_SETUID, CAP_SYS_ADMIN = 6, 7, 21
 # x86_64 numbers (the sandbox's own table has aarch64's too; these tests run on x86_64)
 SYSCALLS = {"unshare": 272, "mount": 165, "umount2": 166, "setns": 308, "pivot_root": 155, "mount_setattr": 442,
             "clone": 56, "clone3": 435, "landlock_create_ruleset": 444, "landlock_add_rule": 445,
@@ -190,16 +192,24 @@ def delegate_to_nobody() -> None:
     os._exit(os.waitstatus_to_exitcode(status) & 0xFF if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
 
 
-def drop_sys_admin() -> None:
-    """CAP_SYS_ADMIN out of the bounding, ambient, inheritable, permitted and effective sets."""
-    check(libc.prctl(24, CAP_SYS_ADMIN, 0, 0, 0), "PR_CAPBSET_DROP")
+def drop_capabilities(*caps: int) -> None:
+    """`caps` out of the bounding, ambient, inheritable, permitted and effective sets."""
+    for cap in caps:
+        check(libc.prctl(24, cap, 0, 0, 0), "PR_CAPBSET_DROP")
     check(libc.prctl(47, 4, 0, 0, 0), "PR_CAP_AMBIENT_CLEAR_ALL")
     header = (ctypes.c_uint32 * 2)(0x20080522, 0)
     data = (ctypes.c_uint32 * 6)()
     check(libc.capget(header, data), "capget")
     for i in range(3):  # effective, permitted, inheritable (of capabilities 0-31)
-        data[i] &= ~(1 << CAP_SYS_ADMIN) & 0xFFFFFFFF
+        for cap in caps:
+            data[i] &= ~(1 << cap) & 0xFFFFFFFF
     check(libc.capset(header, data), "capset")
+
+
+def docker() -> None:
+    seccomp({name: EPERM for name in ("unshare", "mount", "umount2", "setns", "pivot_root", "mount_setattr")}
+            | {"clone3": ENOSYS}, clone_namespaces=True)
+    drop_capabilities(CAP_SYS_ADMIN)
 
 
 def main(argv: list[str]) -> None:
@@ -227,9 +237,11 @@ def main(argv: list[str]) -> None:
         seccomp({"mount": EPERM})
         become_nobody()
     elif condition == "docker":
-        seccomp({name: EPERM for name in ("unshare", "mount", "umount2", "setns", "pivot_root", "mount_setattr")}
-                | {"clone3": ENOSYS}, clone_namespaces=True)
-        drop_sys_admin()
+        docker()
+    elif condition == "root-one-uid":
+        only_cgroup2()
+        docker()
+        drop_capabilities(CAP_SETGID, CAP_SETUID)
     elif condition == "no-landlock":
         nested_userns_without_userns()
         seccomp({name: ENOSYS for name in ("landlock_create_ruleset", "landlock_add_rule",

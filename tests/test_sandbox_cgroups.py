@@ -1,6 +1,7 @@
 """The sandbox's cgroups under conditions of tests/confine.py (cgroup v2 alone): pool
 starts at the same moment never fail because of each other, a worker's tree is
-removed only once its owner is gone. Needs root to set the conditions up; each test takes a few
+removed only once its owner is gone, and pids.max bounds a fork bomb where
+RLIMIT_NPROC does not. Needs root to set the conditions up; each test takes a few
 seconds."""
 import json
 import os
@@ -84,3 +85,66 @@ def test_a_tree_is_removed_only_once_its_owner_is_gone():
     assert out["verdict"] == "AC"
     assert out["live"] and out["live_occupant"]
     assert not out["dead"] and out["dead_occupant"] == 9  # killed by cgroup.kill (SIGKILL)
+
+
+FORK_BOMB = """
+import json, os
+from sandbox import IsolationError, Sandbox, Test
+base = "/sys/fs/cgroup"
+bomb = '''
+import os, time
+forks = 0
+while True:
+    try:
+        pid = os.fork()
+    except OSError:
+        break
+    if pid == 0:
+        time.sleep(60)
+        os._exit(0)
+    forks += 1
+print(forks)
+'''
+def tasks_of_root():
+    count = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fields = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status") if ":" in line)
+            count += fields["Uid"].split()[0] == "0" and int(fields["Threads"])
+        except (OSError, KeyError):
+            pass
+    return count
+out = {"controllers": open(base + "/cgroup.controllers").read().split()}
+try:
+    sb = Sandbox(workers=1)
+except IsolationError as e:
+    out["refused"] = str(e)
+else:
+    with sb:
+        out["isolation"] = sb.isolation
+        out["root_tasks"] = tasks_of_root()
+        r = sb.run_tests(bomb, [Test("", "63")], time_limit=5)[0]
+        out["verdict"], out["forks"] = r.verdict, r.stdout.strip()
+        events = open(f"{base}/rlef-sandbox-{sb._workers[0].uid}/run/pids.events").read().split()
+        out["pids_events_max"] = int(events[events.index("max") + 1])
+print(json.dumps(out))
+"""
+
+
+def test_pids_max_binds_where_rlimit_nproc_does_not():
+    """Root that cannot take another uid (CAP_SETUID dropped, as a container may):
+    programs run as root, which RLIMIT_NPROC does not bind, so the landlock mode
+    relies on pids.max alone. Where the v2 hierarchy has the pids controller, a fork
+    bomb stops at pids.max (63 forks, pids.events counts the refusals) while root
+    has more tasks on the machine than RLIMIT_NPROC would allow. Where it has not
+    (this development machine: pids is bound to v1), the mode is refused, naming why."""
+    import sandbox
+    out = confined("root-one-uid", FORK_BOMB)
+    if "pids" not in out["controllers"]:
+        assert "root cannot take another uid here" in out["refused"] and "fork bomb" in out["refused"]
+        return
+    iso = out["isolation"]
+    assert iso["mode"] == "landlock" and not iso["unprivileged_uid"] and iso["pids_cgroup"]
+    assert out["root_tasks"] > sandbox.NPROC  # RLIMIT_NPROC, were it applied to root, refuses any fork
+    assert out["verdict"] == "AC" and out["forks"] == str(sandbox.NPROC - 1)
+    assert out["pids_events_max"] >= 1
