@@ -312,13 +312,14 @@ class RowEnds:
     at its own token limit, or once its text holds the stop text. No row's text
     is decoded at every token: a token can complete the stop text only if its
     own text holds the stop text's last character, is empty, or is part of a
-    character of several bytes (`could_end`, from the vocabulary); only rows
-    whose newest token is one of those decode their last few tokens.
+    character of several bytes (`could_end`; `pieces[t]`: token t's own text);
+    only rows whose newest token is one of those decode their last few tokens.
     `stop_length` then finds the exact token, as vLLM's check after every token
     does. `rows[i]`: the tokens of row i up to where it ended."""
 
-    def __init__(self, tokenizer, limits: list[int], eot: int, stop: str, could_end: set[int]):
-        self.tokenizer, self.limits, self.eot, self.stop, self.could_end = tokenizer, limits, eot, stop, could_end
+    def __init__(self, tokenizer, pieces: list[str], limits: list[int], eot: int, stop: str):
+        self.tokenizer, self.limits, self.eot, self.stop = tokenizer, limits, eot, stop
+        self.could_end = {t for t, p in enumerate(pieces) if stop and (stop[-1] in p or "\ufffd" in p or not p)}
         self.rows, self.done = [[] for _ in limits], [False] * len(limits)
         self.window = 2 * len(stop.encode()) + 4  # tokens: each holds at least one byte of the text
 
@@ -371,8 +372,7 @@ class HFEngine:
         # the growing cache of `generate`, whose numbers this loop then repeats bit for bit
         config = self.model.config
         cache = StaticCache(config=config, max_cache_len=width + new) if self.cuda else DynamicCache(config=config)
-        could_end = {i for i, p in enumerate(self.pieces) if stop and (stop[-1] in p or "\ufffd" in p or not p)}
-        ends = RowEnds(self.tokenizer, max_tokens, eot, stop, could_end)
+        ends = RowEnds(self.tokenizer, self.pieces, max_tokens, eot, stop)
         top = TopPLogitsWarper(top_p) if temperature > 0 and top_p < 1 else None
         logprobs = torch.zeros(len(prompts), new, device=self.device)
         token, position = torch.zeros_like(ids[:, -1:]), positions[:, -1:].clone()  # the decode step's inputs

@@ -175,6 +175,34 @@ def test_hf_engine_gives_the_tokens_and_logprobs_of_generate(hf, prompts):
         hook.remove()
 
 
+def test_rows_end_at_the_token_where_a_check_after_every_token_ends_them(smollm2):
+    """rlef.RowEnds decodes only rows whose newest token can complete the stop
+    text; it must end each row exactly where decoding after every token would
+    (rlef.stop_length), multi-byte characters split over tokens included."""
+    tok = data.load_tokenizer(smollm2)
+    pieces = tok.batch_decode([[t] for t in range(len(tok))], skip_special_tokens=True)
+    texts = ["Here is code:\n```python\nprint('h\u00e9llo \u2713')\n```\nThat prints it.",
+             "x = 1 .\n```\n", "\u65e5\u672c\u8a9e\u306e\u30c6\u30ad\u30b9\u30c8\n```\n\u7d42\u308f\u308a",
+             "emoji \U0001f389\U0001f389 then\n```\nok"]
+    streams = [tok.encode(t, add_special_tokens=False) for t in texts]
+    rng = random.Random(0)
+    pool = sorted({t for s in streams for t in s})
+    streams += [[rng.choice(pool) for _ in range(60)] for _ in range(20)]
+    streams += [[rng.randrange(len(tok)) for _ in range(60)] for _ in range(20)]
+    streams = [[t for t in s if t != tok.eos_token_id] for s in streams]
+    checked = 0
+    for stop in ("\n```\n", "```", "\u2713')", "\U0001f389", "\u8a9e\u306e", " .", "\n"):
+        for ids in streams:
+            ends = rlef.RowEnds(tok, pieces, [len(ids)], tok.eos_token_id, stop)
+            for t in ids:
+                if ends.add([t]):
+                    break
+            at_stop = rlef.stop_length(tok, ids, stop)
+            assert len(ends.rows[0]) == (at_stop or len(ids)), (stop, ids)
+            checked += at_stop is not None
+    assert checked > 40
+
+
 def test_a_folder_with_the_wrong_eos_gives_the_same_greedy_evaluation(smollm2, smollm2_wrong_eos, vllm_training, hf):
     """transformers 4.56 to 5.17 wrote <|im_start|> as SmolLM2's eos: a run with
     such a folder died in step 2 (an assertion on what the model sampled). The
