@@ -700,22 +700,26 @@ def judge(sandbox: Sandbox, episodes: list[Episode], group=None) -> None:
 # --------------------------------------------------------------------------
 
 PRESETS: dict[str, dict] = {
-    # SmolLM2-135M on the easy set, sized for a 2-core laptop, where the PPO
-    # update is compute-bound (~40 trained tokens/s per rank): a step is 8 problems
-    # x 2 samples, answers of at most 192 tokens that end at the line closing their
-    # code block (`stop`: the prose a 135M model adds after its program was ~60% of
-    # its answer text), microbatches of 1,024 tokens without activation
-    # checkpointing (a rank peaks near 7 GB). Two departures from the paper, both
-    # for a 135M model: sampling at T = 0.5 (at 1.0 its programs are mostly noise
-    # and it never solves a problem) and learning rates far above 2e-7, with 4
-    # optimizer steps per 16 episodes: a few hundred episodes must move it (at
-    # lr 1e-5 and 2 steps per batch the KL to the reference was still 0.002 nats
-    # per token after 7 steps: the reward moved only with the problems drawn).
+    # SmolLM2-135M on the easy set, sized for `make demo` on a 2-core laptop (2 ranks,
+    # 1 thread each) to end by itself in about 10 minutes, with its summary (rlef.summary):
+    # 4 steps of 4 problems x 2 samples, answers of at most 192 tokens that end at the
+    # line closing their code block (`stop`: the prose a 135M model adds after its
+    # program was ~60% of its answer text), microbatches of 1,024 tokens without
+    # activation checkpointing, one checkpoint (the last), and valid 1@3 on the first 10
+    # valid problems at the end: it shows the evaluation run, it measures nothing (the
+    # old preset's 16 steps of 16 episodes, 87 minutes, moved nothing on test).
+    # Measured (results/cpu-demo-4steps, 2026-12-02, on a shared machine): 7.6 minutes
+    # from `make demo` to the summary, steps of 89-111 s, 86-90% of each the PPO update
+    # (~70 trained tokens/s over both ranks, 5-7k tokens a step); a rank peaked at 10.1 GB.
+    # Two departures from the paper, both for a 135M model: sampling at T = 0.5 (at 1.0
+    # its programs are mostly noise and it never solves a problem) and learning rates
+    # far above 2e-7, with 4 optimizer steps per step (at lr 1e-5 and 2 steps per batch
+    # the KL to the reference was still 0.002 nats per token after 7 steps).
     "cpu-demo": dict(model=data.SMOLLM2, train_data="easy:train", valid_data="easy:valid",
-                     steps=16, problems_per_step=8, samples_per_problem=2, max_new_tokens=192,
+                     steps=4, problems_per_step=4, samples_per_problem=2, max_new_tokens=192,
                      max_context=1536, stop="\n```\n", temperature=0.5, lr=3e-5, value_lr=1e-4,
                      warmup_steps=4, minibatches=4, micro_tokens=1024, checkpointing=False,
-                     eval_every=8, eval_rollouts=1, checkpoint_every=2),
+                     eval_every=4, eval_rollouts=1, eval_limit=10, checkpoint_every=4),
     # The same model and data on one GPU (an H100 or H200), sized from its measured run
     # (results/gpu-demo, one H200, the transformers engine): 128 episodes a step
     # (32 problems x 4) took 26-52 s, 42 s on average, 66-85% of it generating; the train
@@ -1073,8 +1077,9 @@ GPU_RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"
 
 
 def clip(text: str, lines: int = 12, width: int = 100) -> str:
-    """At most `lines` lines of at most `width` characters, and how much was left out."""
-    rows = [r if len(r) <= width else r[:width - 3] + "..." for r in text.strip().splitlines()]
+    """Lines wrapped at `width` characters, at most `lines` of them, and how many were left out."""
+    import textwrap
+    rows = [w for r in text.strip().splitlines() for w in textwrap.wrap(r, width) or [""]]
     return "\n".join(rows[:lines] + ([f"[... {len(rows) - lines} more lines]"] if len(rows) > lines else []))
 
 
@@ -1094,6 +1099,9 @@ def summary(out: str, gpu_results: str = GPU_RESULTS) -> str:
     with open(os.path.join(out, "metrics.jsonl")) as f:
         rows = [json.loads(line) for line in f]
     steps = [r for r in rows if "reward" in r]
+    tensorboard = os.path.join(os.path.dirname(sys.executable), "tensorboard")   # this venv's
+    if not os.path.relpath(tensorboard).startswith(".."):
+        tensorboard = os.path.relpath(tensorboard)
     text = [f"\n== The run in {out} ==", "",
             "step | reward | solved | episodes | seconds", "---: | ---: | ---: | ---: | ---:"]
     text += [f"{r['step']} | {r['reward']:+.2f} | {r['solved']:.0%} | {int(r['episodes']) if 'episodes' in r else '?'} | {r['time/step_s']:.0f}"
@@ -1112,8 +1120,7 @@ def summary(out: str, gpu_results: str = GPU_RESULTS) -> str:
     else:
         text += ["", "(no episode with more than one answer in transcripts.jsonl)"]
     text += ["", f"Run folder: {out} (metrics.jsonl, transcripts.jsonl, checkpoints/)",
-             f"TensorBoard: {os.path.relpath(os.path.join(os.path.dirname(sys.executable), 'tensorboard'))} "
-             f"--logdir {os.path.join(out, 'tensorboard')}"]
+             f"TensorBoard: {tensorboard} --logdir {os.path.join(out, 'tensorboard')}"]
     if os.path.exists(os.path.join(gpu_results, "metrics.jsonl")):
         with open(os.path.join(gpu_results, "config.json")) as f:
             gpu = json.load(f)

@@ -45,6 +45,6 @@ def test_the_summary_shows_steps_an_episode_with_feedback_tensorboard_and_the_gp
     assert "--preset gpu-demo" in text
 
 
-def test_clip_keeps_a_message_short_and_says_what_it_left_out():
+def test_clip_folds_long_lines_keeps_a_message_short_and_says_what_it_left_out():
     assert rlef.clip("a\nb\nc\nd", lines=2) == "a\nb\n[... 2 more lines]"
-    assert rlef.clip("x" * 120, width=10) == "xxxxxxx..."
+    assert rlef.clip("x" * 25 + "\n\ny", width=10) == "xxxxxxxxxx\nxxxxxxxxxx\nxxxxx\n\ny"
