@@ -1,7 +1,8 @@
 """The training loop end to end: `torchrun --nproc_per_node 2 rlef.py --preset smoke`
-on this CPU with the real vLLM engine, killed with SIGKILL during its second
-step, resumed, and compared with the same run left alone; the checks before
-any heavy work, and their error messages."""
+on this CPU with the real vLLM engine, killed with SIGKILL at three points of
+its second step, resumed each time, and compared with the same run left alone;
+the logs a resume trims; the checks before any heavy work, and their error
+messages."""
 import contextlib
 import json
 import os
@@ -15,6 +16,7 @@ import pytest
 import torch
 
 import rlef
+from test_ppo import assert_same
 
 ROOT = Path(__file__).resolve().parents[1]
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
@@ -31,72 +33,153 @@ def steps_in(out: Path, log: str = "metrics.jsonl") -> list[int]:
     return [json.loads(l)["step"] for l in path.read_text().splitlines()] if path.exists() else []
 
 
-@pytest.mark.slow
-def test_smoke_run_killed_mid_step_resumes_and_finishes(small_model, tmp_path):
-    """The smoke preset on conftest's small model: SmolLM2's PPO update takes
-    over a minute a step on 2 cores, and three runs of it were 7 of the suite's
-    16 minutes. What is checked (atomic checkpoints, an exact resume) does not
-    depend on the model's size."""
-    out = tmp_path / "run"
-    smoke = [*TORCHRUN, "rlef.py", "--preset", "smoke", "--model", small_model]
-    log = open(tmp_path / "first.log", "w")
-    proc = subprocess.Popen([*smoke, "--out", str(out)], cwd=ROOT,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.time() + 900
-    try:  # kill everything as soon as step 1's checkpoint is there: in step 2, or on its way
-        while not (out / "checkpoints" / "step-000001").exists():
-            assert proc.poll() is None, errors((tmp_path / "first.log").read_text())
-            assert time.time() < deadline, "no checkpoint after 15 minutes"
-            time.sleep(0.05)
-    finally:  # torchrun's workers run in process groups of their own: kill every process of the run
+def run_tree(pid: int) -> set[int]:
+    """pid and every process below it (/proc: the ranks, their sandbox workers, ...)."""
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            children.setdefault(int(stat.read_text().rsplit(")", 1)[1].split()[1]), []).append(int(stat.parent.name))
+    tree, todo = set(), [pid]
+    while todo:
+        tree.add(todo[-1])
+        todo += children.get(todo.pop(), [])
+    return tree
+
+
+def kill_run(proc: subprocess.Popen) -> None:
+    """SIGKILL a run and every process it started: all are stopped first (a
+    stopped process starts no more), then killed; returns once they are gone
+    (the killed ranks' memory is back)."""
+    stopped = set()
+    while new := run_tree(proc.pid) - stopped:
+        for pid in new:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+        stopped |= new
+    for pid in stopped:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        subprocess.run(["pkill", "-9", "-f", str(out)])
-        proc.wait()
-        while subprocess.run(["pgrep", "-f", str(out)], capture_output=True).returncode == 0:
-            time.sleep(0.5)  # wait until the killed ranks' memory is back
-    assert steps_in(out) == [1]
+            os.kill(pid, signal.SIGKILL)
+    proc.wait()
+
+    def alive(pid):
+        with contextlib.suppress(OSError):
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        return False
+    while any(alive(pid) for pid in stopped):
+        time.sleep(0.2)
+
+
+def kill_when_shown(argv: list[str], text: str, log: Path) -> None:
+    """Run a training command in a terminal, where rank 0 shows its status line
+    (the phase of the step: generating, the PPO update, the checkpoint write),
+    and SIGKILL the whole run the moment `text` appears there."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+    master, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 500, 0, 0))  # room for the whole line
+    proc = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal,
+                            start_new_session=True)
+    os.close(terminal)
+    shown, deadline = b"", time.time() + 900
+    try:
+        while text.encode() not in shown:
+            assert proc.poll() is None, errors(shown.decode(errors="replace"))
+            assert time.time() < deadline, f"no {text!r} after 15 minutes"
+            if select.select([master], [], [], 0.05)[0]:
+                with contextlib.suppress(OSError):  # EIO: the run closed the terminal
+                    shown += os.read(master, 1 << 16)
+    finally:
+        kill_run(proc)
+        os.close(master)
+        log.write_bytes(shown)
+
+
+@pytest.mark.slow
+def test_smoke_run_killed_anywhere_resumes_exactly(small_model, tmp_path):
+    """The smoke preset (2 steps, a checkpoint after each) on conftest's small
+    model: SmolLM2's PPO update takes over a minute a step on 2 cores, and what
+    is checked does not depend on the model's size. One run goes straight
+    through; another is killed (SIGKILL, every process) in step 2 while it
+    generates, resumed and killed in step 2's PPO update, resumed and killed
+    after step 2's log write, before its checkpoint, and resumed to the end.
+    The two must end the same: both checkpoints (the fp32 policy and value
+    model, AdamW's state, the scheduler, beta; the bf16 export), the best
+    policy, metrics.jsonl (but the clock), transcripts.jsonl and TensorBoard."""
+    from transformers import AutoModelForCausalLM
+    straight, out = tmp_path / "straight", tmp_path / "killed"
+    smoke = [*TORCHRUN, "rlef.py", "--preset", "smoke", "--model", small_model]
+    done = subprocess.run([*smoke, "--out", str(straight)], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, errors(done.stdout + done.stderr)
+
+    kill_when_shown([*smoke, "--out", str(out)], "step 2: turn 1 of 2: generating", tmp_path / "generating.log")
+    assert steps_in(out) == [1] and [p.name for p in (out / "checkpoints").iterdir()] == ["step-000001"]
     config = json.loads((out / "config.json").read_text())
     assert config["preset"] == "smoke" and config["steps"] == 2 and config["model"] == small_model
-    # the checkpoint's policy is an ordinary Hugging Face folder, the model's own
-    from transformers import AutoModelForCausalLM
-    model = AutoModelForCausalLM.from_pretrained(out / "checkpoints" / "step-000001" / "policy")
-    initial = AutoModelForCausalLM.from_pretrained(small_model)
-    assert model.state_dict().keys() == initial.state_dict().keys()
-    assert not all(torch.equal(a, b) for a, b in zip(model.parameters(), initial.parameters()))  # it trained
-
-    resumed = subprocess.run([*TORCHRUN, "rlef.py", "--resume", "--out", str(out)], cwd=ROOT,
-                             capture_output=True, text=True, timeout=900)
+    resume = [*TORCHRUN, "rlef.py", "--resume", "--out", str(out)]
+    kill_when_shown(resume, "PPO update: minibatch", tmp_path / "update.log")
+    assert steps_in(out) == [1]
+    kill_when_shown(resume, "writing the checkpoint of step 2", tmp_path / "checkpoint.log")
+    assert steps_in(out) == [1, 2] and steps_in(out, "transcripts.jsonl") == [1, 2]
+    assert not (out / "checkpoints" / "step-000002").exists()  # killed in between, as meant
+    resumed = subprocess.run(resume, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert resumed.returncode == 0, errors(resumed.stdout + resumed.stderr)
-    assert steps_in(out) == [1, 2]
-    last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
-    assert {"reward", "solved", "ppo/policy_loss", "ppo/kl_ref", "valid/multi_1@2"} <= last.keys()
-    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-000001", "step-000002"]
-    assert json.loads((out / "checkpoints" / "step-000002" / "state.json").read_text())["step"] == 2
-    assert (out / "best" / "model.safetensors").exists()
-    assert list((out / "tensorboard").iterdir())
-    transcript = json.loads((out / "transcripts.jsonl").read_text().splitlines()[0])
-    assert transcript["messages"][0]["role"] == "user"
 
-    # the same run, uninterrupted, ends with the same figures and the same weights
-    straight = tmp_path / "straight"
-    done = subprocess.run([*smoke, "--out", str(straight)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, errors(done.stdout + done.stderr)
+    assert steps_in(out) == [1, 2] and steps_in(out, "transcripts.jsonl") == [1, 2]
     assert deterministic_metrics(out) == deterministic_metrics(straight)
+    assert {"reward", "solved", "ppo/policy_loss", "ppo/kl_ref", "valid/multi_1@2"} <= deterministic_metrics(out)[-1].keys()
     assert (out / "transcripts.jsonl").read_text() == (straight / "transcripts.jsonl").read_text()
-    from safetensors.torch import load_file
-    resumed_weights, straight_weights = (load_file(run / "checkpoints" / "step-000002" / "policy" / "model.safetensors")
-                                         for run in (out, straight))
-    assert resumed_weights.keys() == straight_weights.keys()
-    assert all(torch.equal(resumed_weights[k], straight_weights[k]) for k in resumed_weights)
+    assert json.loads((out / "transcripts.jsonl").read_text().splitlines()[0])["messages"][0]["role"] == "user"
+    assert scalars(out) == scalars(straight) and scalars(out)["reward"][-1][0] == 2
+    for run in (out, straight):
+        assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-000001", "step-000002"]
+    for step in ("step-000001", "step-000002"):
+        a, b = (trainer_state(run / "checkpoints" / step, tmp_path) for run in (out, straight))
+        assert_same(a, b, step)
+        for name in ("state.json", "policy/model.safetensors"):
+            assert (out / "checkpoints" / step / name).read_bytes() == (straight / "checkpoints" / step / name).read_bytes()
+    assert (out / "best" / "model.safetensors").read_bytes() == (straight / "best" / "model.safetensors").read_bytes()
+    assert json.loads((out / "checkpoints" / "step-000002" / "state.json").read_text())["step"] == 2
+
+    # it trained: step 1 moved the fp32 weights (exact: they start as the model's fp32 file),
+    # with one AdamW step; the export is an ordinary Hugging Face folder of the model's own
+    initial = AutoModelForCausalLM.from_pretrained(small_model).state_dict()
+    first = trainer_state(out / "checkpoints" / "step-000001", tmp_path)
+    policy = {k.removeprefix("policy."): v for k, v in first["model"].items() if k.startswith("policy.")}
+    assert policy.keys() == initial.keys()
+    assert all(not torch.equal(policy[k], initial[k]) for k in initial)
+    assert {s["step"].item() for s in first["optim"]["state"].values()} == {1.0}
+    export = AutoModelForCausalLM.from_pretrained(out / "checkpoints" / "step-000001" / "policy")
+    assert export.state_dict().keys() == initial.keys()
+
+
+def trainer_state(checkpoint: Path, tmp_path: Path) -> dict:
+    """A checkpoint's trainer state (torch.distributed.checkpoint), read whole."""
+    from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
+    whole = tmp_path / f"{checkpoint.parent.parent.name}-{checkpoint.name}.pt"
+    dcp_to_torch_save(checkpoint / "trainer", whole)
+    return torch.load(whole, weights_only=False)
+
+
+def scalars(out: Path) -> dict[str, list[tuple[int, float]]]:
+    """TensorBoard's scalars as TensorBoard reads them (a resumed run's purge
+    included), but the ones that measure this machine."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    tb = EventAccumulator(str(out / "tensorboard"))
+    tb.Reload()
+    return {tag: [(e.step, e.value) for e in tb.Scalars(tag)] for tag in tb.Tags()["scalars"]
+            if not tag.startswith(("time/", "memory/")) and tag not in CLOCK}
+
+
+CLOCK = ("ppo/experience_s", "ppo/update_s", "ppo/tokens_per_s")
 
 
 def deterministic_metrics(out: Path) -> list[dict]:
     """A run's metrics without the ones that measure this machine (times, memory, speeds)."""
-    clock = ("ppo/experience_s", "ppo/update_s", "ppo/tokens_per_s")
     rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in row.items() if not k.startswith(("time/", "memory/")) and k not in clock}
+    return [{k: v for k, v in row.items() if not k.startswith(("time/", "memory/")) and k not in CLOCK}
             for row in rows]
 
 
