@@ -5,7 +5,9 @@ evidence from that cgroup's files that its limits act:
   memory.max       six processes of 150 MiB each, each within its 256 MiB address
                    space, together over memory.max (256 + 256 MiB): an OOM kill that
                    memory.events counts, and the verdict MLE
-  pids.max         a fork bomb: pids.events counts the forks refused at pids.max
+  pids.max         a fork bomb: pids.events counts the forks refused at pids.max (none
+                   where RLIMIT_NPROC, also 64, binds first: a uid per worker; under
+                   confine.py root-one-uid, root's programs, pids.max alone binds)
   cgroup.kill      a daemon that outlives its program: the cgroup is empty after
 
     python tests/sandbox_report.py [LABEL]      (also under tests/confine.py CONDITION --)
