@@ -86,9 +86,12 @@ children call already resolved, and whatever every child would do alike done
 once (the comments at each of these say what it saved).
 
 Top to bottom: the public types and the judging of stdout; the caller's side
-(workers, batches, the Sandbox pool); the worker's side: the three modes
-(namespaces, cgroups, Landlock and seccomp), the executor that forks a child
-per execution; the harness that runs in the child; the command line.
+(workers, batches, the Sandbox pool); the worker's side, each mode's set-up one
+class at the end of the section of its tools (namespaces: _NamespaceMode;
+cgroups: _CgroupMember; Landlock and seccomp: _LandlockMode), then _Isolation,
+which takes the first mode that works, and the executor, which forks a child per
+execution (_Executor) and watches it and cleans up (_Supervision); the harness
+that runs in the child; the command line.
 docs/sandbox.md has the guarantees of each mode and the measurements.
 """
 from __future__ import annotations
@@ -885,6 +888,58 @@ def _unescape(field: str) -> str:
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), field)
 
 
+class _NamespaceMode:
+    """The namespace mode's set-up, in the worker: new namespaces before it forks off
+    its supervisor, a private read-only root after (threats: at _build_root), a fresh
+    tmpfs working directory per program, and, unprivileged, the capabilities of our
+    user namespace dropped for the children. Sets isolation's namespace fields,
+    workdir, workdir_state, cap_header and no_capabilities."""
+
+    def _enter_namespace_mode(self, root: bool, reasons: list) -> None:
+        """Probed in a forked child first: on Ubuntu 24.04 unshare(CLONE_NEWUSER)
+        succeeds and only what follows fails, and a worker left in such a user
+        namespace could not fall back."""
+        iso = self.isolation
+        failure = _probe(lambda: _try_namespaces(user=not root))
+        if failure is None:
+            _enter_namespaces(user=not root)
+            iso.update(mode="namespaces", user_namespace=not root, mount_namespace=True, pid_namespace=True,
+                       network_namespace=True, ipc_namespace=True, private_root=True)
+        else:
+            reasons.append("namespaces: " + failure)
+
+    def _set_up_private_root(self) -> None:
+        _build_root(with_proc=True)
+        self.workdir = "/sandbox"
+        self.fresh_workdir()
+
+    def fresh_workdir(self) -> None:
+        """Namespaces: the working directory is a tmpfs of its own on /sandbox, in a
+        root that is read-only everywhere else. So a program can write nowhere but
+        there, even one that owns the directory (unprivileged, it is root in our user
+        namespace, and so the owner of what we mount), and the size of the tmpfs is
+        its disk quota."""
+        owner = f",uid={self.uid},gid={self.uid}" if self.uid is not None else ""
+        _mount("tmpfs", self.workdir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+               f"mode=0700,size={WORKDIR_SIZE}{owner}")
+        st = os.stat(self.workdir)
+        self.workdir_state = (st.st_mode, st.st_nlink, st.st_size)
+
+    def _drop_bounding_set(self) -> None:
+        """Unprivileged namespace mode: we are root in our user namespace; the child
+        must not be. The bounding set (what an execve could grant) goes here, once,
+        and children inherit its loss (dropping it in each child cost ~0.4 ms: a
+        ctypes call per capability); each child clears its own sets (capset)."""
+        import ctypes
+        for cap in range(self.cap_last + 1):
+            _check(_libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "prctl(PR_CAPBSET_DROP)")
+        self.cap_header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
+        self.no_capabilities = (ctypes.c_uint32 * 6)()  # effective, permitted, inheritable: none
+
+    def _drop_capabilities(self) -> None:
+        _check(_libc.capset(self.cap_header, self.no_capabilities), "capset")
+
+
 def _count_tasks(uid: int) -> int:
     """Threads of `uid` on the host: unprivileged, RLIMIT_NPROC counts them all."""
     count = 0
@@ -1142,6 +1197,59 @@ class _CgroupV2:
         memory = "memory" not in self.missing
         self.limit = os.open(run + "/memory.max", os.O_WRONLY) if memory else None
         self.events = os.open(run + "/memory.events", os.O_RDONLY) if memory else None
+
+
+class _CgroupMember:
+    """Joining a cgroup: the one an execution's processes share, where one is
+    writable (_CgroupV1, _CgroupV2). Made before the worker forks off its supervisor,
+    which holds its lock; joined by the worker. Sets isolation's cgroup fields,
+    procs_fd, kill_fd, limit_fd, oom_fd, cgroup_limit and adjust_oom."""
+
+    def _make_cgroup(self, uid: int, root: bool) -> tuple:
+        """The cgroup for this worker, or None; and why none, or what it lacks."""
+        iso = self.isolation
+        iso["cgroup"], memory, unified, v2_mount = _cgroups(_read("/proc/self/mountinfo"), _read("/proc/self/cgroup"))
+        v2_base = _v2_base(unified, v2_mount) if iso["cgroup"] == "v2" and unified else None
+        cgroup, note = None, ""  # made here, so that the supervisor holds its lock (_own_cgroup)
+        try:
+            if memory and root:
+                cgroup = _CgroupV1(memory, uid)
+            elif v2_base:
+                cgroup = _CgroupV2(v2_base, uid)
+                note = f"no {' or '.join(cgroup.missing)} controller in {v2_base}" if cgroup.missing else ""
+            else:
+                note = {"v1": "cgroup v1 is not delegated to users", "hybrid": "cgroup v1 is not delegated to users",
+                        "v2": "no cgroup v2 here that this process can reach",
+                        "none": "no cgroups mounted"}[iso["cgroup"]]
+        except OSError as e:
+            note = _text(e)
+        return cgroup, note
+
+    def _join_cgroup(self, cgroup, note: str, lost: list) -> None:
+        """The cgroup an execution's processes share, where one is writable: v1, the
+        worker's own memory cgroup, where children are born; v2, a cgroup per
+        execution that each child moves itself into (_CgroupV2)."""
+        iso = self.isolation
+        self.limit_fd = self.oom_fd = self.procs_fd = self.kill_fd = None
+        self.cgroup_limit, self.adjust_oom = None, False
+        if cgroup:
+            try:
+                cgroup.join()
+                self.procs_fd, self.kill_fd, self.limit_fd, self.oom_fd = cgroup.procs, cgroup.kill, cgroup.limit, cgroup.events
+                # v1: the worker shares the cgroup, so the OOM killer must take the program
+                self.adjust_oom = isinstance(cgroup, _CgroupV1)
+                iso["pids_cgroup"] = isinstance(cgroup, _CgroupV2) and "pids" not in cgroup.missing
+            except OSError as e:
+                note = _text(e)
+        iso["memory_cgroup"], iso["cgroup_kill"] = self.oom_fd is not None, self.kill_fd is not None
+        if not iso["memory_cgroup"]:
+            lost.append(f"memory of all processes together, only RLIMIT_AS per process ({note})")
+
+    def _oom_kills(self) -> int:
+        if self.oom_fd is None:
+            return 0
+        _, found, rest = os.pread(self.oom_fd, 4096, 0).partition(b"\noom_kill ")
+        return int(rest.partition(b"\n")[0]) if found else 0
 
 
 # ------------------------------------------------------- Landlock and seccomp
@@ -1450,157 +1558,13 @@ def _empty(folder: str) -> None:
         os.close(top)
 
 
-class _Execution:
-    """The fds and state of one execution, as the worker sees it."""
+class _LandlockMode:
+    """The landlock mode's set-up: a Landlock ruleset and two seccomp filters, checked
+    in a confined child, the worker's filter installed in the worker and each child
+    confined by _confine; as root, each child takes the worker's own uid. Sets
+    ruleset, landlock_flags, filter, pid_slots, fprogs and read_caps."""
 
-    def __init__(self, job: dict, stdin_fd: int, program_fd: int):
-        self.job, self.killed, self.written, self.nonce = job, None, 0, None
-        self.first = None  # the child's first message: R, or S + what failed
-        self.passed = self.assertion_failed = False
-        self.out_r, out_w = os.pipe()
-        self.err_r, err_w = os.pipe()
-        # Control channel, one packet per message. Child to worker: R(eady), S(etup
-        # failed), T(op level done), A(ssertion failed), P(assed) + nonce. Worker to
-        # child: the nonce with the check code's memfd attached. A child cannot put
-        # anything into its own receiving end of a socketpair: only the worker can.
-        self.ctl, child_ctl = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
-        self.fresh_fds = [stdin_fd, out_w, err_w, child_ctl.detach()]  # closed by us after the fork
-        # The child's fds 0-4; it reads the program from fd 4, then closes it.
-        self.child_fds = [*self.fresh_fds, program_fd]
-        self.worker_fds = [self.out_r, self.err_r]
-
-    @property
-    def ready(self) -> bool:
-        return self.first == b"R"
-
-
-# What Sandbox.isolation reports, besides "mode", "landlock" (the ABI in force, 0 if
-# none), "cgroup" (the hierarchies found), "lost" and "reason" (see Sandbox).
-_PROTECTIONS = ("user_namespace", "mount_namespace", "pid_namespace", "network_namespace", "ipc_namespace",
-                "private_root", "unprivileged_uid", "seccomp", "memory_cgroup", "pids_cgroup", "cgroup_kill")
-
-
-class _Executor:
-    """The worker: isolation set up once, then one forked child per execution."""
-
-    def __init__(self, uid: int, req: int, resp: int):
-        import traceback, types  # noqa: F401  (loaded once, for every child)
-        for name in _PRELOAD:
-            __import__(name)
-        self.req, self.resp = req, resp
-        iso = self.isolation = dict.fromkeys(_PROTECTIONS, False)
-        iso.update(mode="unisolated", landlock=0, cgroup="none", lost=(), reason="")
-        lost, reasons = [], []
-        root = os.geteuid() == 0
-        tasks = 0 if root else _count_tasks(os.getuid())
-        failure = _probe(lambda: _try_namespaces(user=not root))
-        if failure is None:
-            _enter_namespaces(user=not root)
-            iso.update(mode="namespaces", user_namespace=not root, mount_namespace=True, pid_namespace=True,
-                       network_namespace=True, ipc_namespace=True, private_root=True)
-        else:
-            reasons.append("namespaces: " + failure)
-        iso["cgroup"], memory, unified, v2_mount = _cgroups(_read("/proc/self/mountinfo"), _read("/proc/self/cgroup"))
-        v2_base = _v2_base(unified, v2_mount) if iso["cgroup"] == "v2" and unified else None
-        cgroup, note = None, ""  # made here, so that the supervisor holds its lock (_own_cgroup)
-        try:
-            if memory and root:
-                cgroup = _CgroupV1(memory, uid)
-            elif v2_base:
-                cgroup = _CgroupV2(v2_base, uid)
-                note = f"no {' or '.join(cgroup.missing)} controller in {v2_base}" if cgroup.missing else ""
-            else:
-                note = {"v1": "cgroup v1 is not delegated to users", "hybrid": "cgroup v1 is not delegated to users",
-                        "v2": "no cgroup v2 here that this process can reach",
-                        "none": "no cgroups mounted"}[iso["cgroup"]]
-        except OSError as e:
-            note = _text(e)
-        workroot = None
-        if not iso["private_root"]:  # on the host: the supervisor removes it when the worker is gone
-            workroot = _make_workroot()
-            self.workdir = workroot + "/w"
-        _libc.prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphans come to us (not inherited by a fork)
-        worker = os.fork()
-        if worker:
-            os.close(req), os.close(resp)
-            _supervise(worker, cgroup and cgroup.top, workroot)
-        _libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))
-        if cgroup:
-            os.close(cgroup.lock)  # the supervisor's copy holds it
-        self.pid_namespace = iso["pid_namespace"]
-        if not self.pid_namespace:  # (in one, we are pid 1: the reaper of its orphans)
-            _libc.prctl(PR_SET_CHILD_SUBREAPER, 1)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # children may share our uid (they inherit this)
-        _libc.prctl(PR_SET_DUMPABLE, 0)  # no ptrace, no /proc/PID/mem of the worker
-        # No setuid binaries for the children: set here once, inherited by every fork
-        # and irrevocable (a prctl in each child cost it ~10 page faults through ctypes).
-        # Landlock and seccomp need it too.
-        _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-        _libc.mallopt(M_ARENA_MAX, 1)  # threads would each reserve 64 MiB of address space
-        os.environ.clear()  # e.g. the LC_CTYPE that locale coercion set
-        with open("/proc/sys/kernel/cap_last_cap") as f:
-            self.cap_last = int(f.read())
-        self._join_cgroup(cgroup, note, lost)
-        self.ooms = self._oom_kills()
-        self.uid = uid if root and self._can_become(uid) else None
-        iso["unprivileged_uid"] = self.uid is not None
-        self.ruleset = self.read_caps = None
-        if iso["mode"] == "namespaces":
-            _build_root(with_proc=True)
-            self.workdir = "/sandbox"
-            self.fresh_workdir()
-        else:
-            if self.uid is not None:
-                os.chown(self.workdir, self.uid, self.uid)
-            self._landlock(iso, reasons)
-        with open("/proc/self/status") as f:  # capabilities to drop in each child (userns root)
-            self.capabilities = self.uid is None and int(f.read().partition("CapEff:")[2].split()[0], 16) != 0
-        if self.capabilities:
-            self._drop_bounding_set()
-        self.nproc = NPROC if self.uid is not None else NPROC + (2 if iso["user_namespace"] else tasks)
-        iso["lost"], iso["reason"] = tuple(lost + self._losses()), "; ".join(reasons)
-        import _sitebuiltins  # -S skips `site`, which is what defines exit() and quit()
-        builtins.exit = _sitebuiltins.Quitter("exit", "Ctrl-D (i.e. EOF)")
-        builtins.quit = _sitebuiltins.Quitter("quit", "Ctrl-D (i.e. EOF)")
-        # Made once and emptied after every execution. The program never holds these
-        # (it writes to pipes; the child closes the program's memfd before running
-        # it), so it cannot change their flags or offsets for the next one. Its stdin
-        # it does hold: that memfd is made anew for each execution.
-        self.out_mem, self.err_mem = os.memfd_create("stdout"), os.memfd_create("stderr")
-        self.program_mem = os.memfd_create("program")
-        # What each child would otherwise compute or build for itself: every page
-        # a child touches is a page it copies (~3 us each, ~200 per child), so
-        # whatever is the same for every child is done once, here.
-        self.fd_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-        self.fixed_limits = ((resource.RLIMIT_NPROC, self.nproc), (resource.RLIMIT_FSIZE, FILE_SIZE),
-                             (resource.RLIMIT_NOFILE, NOFILE), (resource.RLIMIT_CORE, 0))
-        sys.argv = ["solution.py"]
-        _children_stdio()
-        _warm_up()
-        _children_stdio()  # fresh again: the warm-up used them
-        sys.modules["__main__"] = type(sys)("__main__")  # the program's module, still empty
-
-    def _join_cgroup(self, cgroup, note: str, lost: list) -> None:
-        """The cgroup an execution's processes share, where one is writable: v1, the
-        worker's own memory cgroup, where children are born; v2, a cgroup per
-        execution that each child moves itself into (_CgroupV2)."""
-        iso = self.isolation
-        self.limit_fd = self.oom_fd = self.procs_fd = self.kill_fd = None
-        self.cgroup_limit, self.adjust_oom = None, False
-        if cgroup:
-            try:
-                cgroup.join()
-                self.procs_fd, self.kill_fd, self.limit_fd, self.oom_fd = cgroup.procs, cgroup.kill, cgroup.limit, cgroup.events
-                # v1: the worker shares the cgroup, so the OOM killer must take the program
-                self.adjust_oom = isinstance(cgroup, _CgroupV1)
-                iso["pids_cgroup"] = isinstance(cgroup, _CgroupV2) and "pids" not in cgroup.missing
-            except OSError as e:
-                note = _text(e)
-        iso["memory_cgroup"], iso["cgroup_kill"] = self.oom_fd is not None, self.kill_fd is not None
-        if not iso["memory_cgroup"]:
-            lost.append(f"memory of all processes together, only RLIMIT_AS per process ({note})")
-
-    def _landlock(self, iso: dict, reasons: list) -> None:
+    def _set_up_landlock(self, iso: dict, reasons: list) -> None:
         """The landlock mode, if the kernel has Landlock and seccomp filters; a forked
         child checks that both hold before the worker relies on them."""
         import ctypes
@@ -1684,28 +1648,9 @@ class _Executor:
                 continue
             raise RuntimeError(f"{what} did not hold in a confined child")
 
-    def _losses(self) -> list[str]:
-        """What this mode does not protect against: Sandbox.isolation["lost"]."""
-        mode = self.isolation["mode"]
-        if mode == "namespaces":
-            return []
-        if mode == "landlock":
-            dac = ["file permissions: Python is installed where only root may read, so programs keep "
-                   "CAP_DAC_OVERRIDE to read it, and Landlock alone bounds their files"] if self.read_caps else []
-            return dac + ["a disk quota: the working folder is in the host's /tmp, where a program may write "
-                          f"files of {FILE_SIZE >> 20} MiB each, as many as its time allows",
-                          "names and sizes of files outside its folder: stat() is no Landlock right (reading, "
-                          "listing and writing are)"]
-        return ["the caller's files: it may read and write whatever this uid may"
-                if self.uid is None else "files: it may read and write whatever any user may",
-                "the caller's memory, expected outputs included (/proc/PID/mem)" if self.uid is None else
-                "other processes' memory (none of the caller's: another uid)",
-                "the network", "signals to this user's processes, kill(-1) included" if self.uid is None else
-                "signals to its own uid's processes", "the other mount, pid, network and ipc namespaces"]
-
     def _take_uid(self) -> None:
         """As root, in the child: the worker's uid, no groups, and no capabilities but
-        read_caps (see _landlock) where Python is installed where only root may read."""
+        read_caps (see _set_up_landlock) where Python is installed where only root may read."""
         os.setgroups([])
         os.setresgid(self.uid, self.uid, self.uid)
         if self.read_caps:
@@ -1726,6 +1671,283 @@ class _Executor:
             finally:
                 os._exit(1)
         return os.waitpid(pid, 0)[1] == 0
+
+
+class _Execution:
+    """The fds and state of one execution, as the worker sees it."""
+
+    def __init__(self, job: dict, stdin_fd: int, program_fd: int):
+        self.job, self.killed, self.written, self.nonce = job, None, 0, None
+        self.first = None  # the child's first message: R, or S + what failed
+        self.passed = self.assertion_failed = False
+        self.out_r, out_w = os.pipe()
+        self.err_r, err_w = os.pipe()
+        # Control channel, one packet per message. Child to worker: R(eady), S(etup
+        # failed), T(op level done), A(ssertion failed), P(assed) + nonce. Worker to
+        # child: the nonce with the check code's memfd attached. A child cannot put
+        # anything into its own receiving end of a socketpair: only the worker can.
+        self.ctl, child_ctl = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+        self.fresh_fds = [stdin_fd, out_w, err_w, child_ctl.detach()]  # closed by us after the fork
+        # The child's fds 0-4; it reads the program from fd 4, then closes it.
+        self.child_fds = [*self.fresh_fds, program_fd]
+        self.worker_fds = [self.out_r, self.err_r]
+
+    @property
+    def ready(self) -> bool:
+        return self.first == b"R"
+
+
+# What Sandbox.isolation reports, besides "mode", "landlock" (the ABI in force, 0 if
+# none), "cgroup" (the hierarchies found), "lost" and "reason" (see Sandbox).
+_PROTECTIONS = ("user_namespace", "mount_namespace", "pid_namespace", "network_namespace", "ipc_namespace",
+                "private_root", "unprivileged_uid", "seccomp", "memory_cgroup", "pids_cgroup", "cgroup_kill")
+
+
+class _Isolation(_NamespaceMode, _LandlockMode, _CgroupMember):
+    """The worker's set-up, once: the first mode that works here (namespaces; else
+    landlock with seccomp; else unisolated: only the host folder, rlimits and, as
+    root, a uid of its own), the cgroup it joins, its supervisor, and whatever every
+    child would otherwise do alike. isolation is what Sandbox.isolation reports."""
+
+    def __init__(self, uid: int, req: int, resp: int):
+        import traceback, types  # noqa: F401  (loaded once, for every child)
+        for name in _PRELOAD:
+            __import__(name)
+        self.req, self.resp = req, resp
+        iso = self.isolation = dict.fromkeys(_PROTECTIONS, False)
+        iso.update(mode="unisolated", landlock=0, cgroup="none", lost=(), reason="")
+        lost, reasons = [], []
+        root = os.geteuid() == 0
+        tasks = 0 if root else _count_tasks(os.getuid())
+        self._enter_namespace_mode(root, reasons)
+        cgroup, note = self._make_cgroup(uid, root)
+        workroot = None
+        if not iso["private_root"]:  # on the host: the supervisor removes it when the worker is gone
+            workroot = _make_workroot()
+            self.workdir = workroot + "/w"
+        self._start_supervisor(req, resp, cgroup, workroot)
+        self._join_cgroup(cgroup, note, lost)
+        self.ooms = self._oom_kills()
+        self.uid = uid if root and self._can_become(uid) else None
+        iso["unprivileged_uid"] = self.uid is not None
+        self.ruleset = self.read_caps = None
+        if iso["mode"] == "namespaces":
+            self._set_up_private_root()
+        else:
+            if self.uid is not None:
+                os.chown(self.workdir, self.uid, self.uid)
+            self._set_up_landlock(iso, reasons)  # if it fails: unisolated, the host folder and rlimits
+        with open("/proc/self/status") as f:  # capabilities to drop in each child (userns root)
+            self.capabilities = self.uid is None and int(f.read().partition("CapEff:")[2].split()[0], 16) != 0
+        if self.capabilities:
+            self._drop_bounding_set()
+        self.nproc = NPROC if self.uid is not None else NPROC + (2 if iso["user_namespace"] else tasks)
+        iso["lost"], iso["reason"] = tuple(lost + self._losses()), "; ".join(reasons)
+        self._prepare_children()
+
+    def _start_supervisor(self, req: int, resp: int, cgroup, workroot: str | None) -> None:
+        """Fork: the parent becomes the worker's supervisor (_supervise) and never
+        returns; the worker goes on, with what holds for it and all its children."""
+        _libc.prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphans come to us (not inherited by a fork)
+        worker = os.fork()
+        if worker:
+            os.close(req), os.close(resp)
+            _supervise(worker, cgroup and cgroup.top, workroot)
+        _libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))
+        if cgroup:
+            os.close(cgroup.lock)  # the supervisor's copy holds it
+        self.pid_namespace = self.isolation["pid_namespace"]
+        if not self.pid_namespace:  # (in one, we are pid 1: the reaper of its orphans)
+            _libc.prctl(PR_SET_CHILD_SUBREAPER, 1)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # children may share our uid (they inherit this)
+        _libc.prctl(PR_SET_DUMPABLE, 0)  # no ptrace, no /proc/PID/mem of the worker
+        # No setuid binaries for the children: set here once, inherited by every fork
+        # and irrevocable (a prctl in each child cost it ~10 page faults through ctypes).
+        # Landlock and seccomp need it too.
+        _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+        _libc.mallopt(M_ARENA_MAX, 1)  # threads would each reserve 64 MiB of address space
+        os.environ.clear()  # e.g. the LC_CTYPE that locale coercion set
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            self.cap_last = int(f.read())
+
+    def _prepare_children(self) -> None:
+        """What every child would otherwise do alike, done once here."""
+        import _sitebuiltins  # -S skips `site`, which is what defines exit() and quit()
+        builtins.exit = _sitebuiltins.Quitter("exit", "Ctrl-D (i.e. EOF)")
+        builtins.quit = _sitebuiltins.Quitter("quit", "Ctrl-D (i.e. EOF)")
+        # Made once and emptied after every execution. The program never holds these
+        # (it writes to pipes; the child closes the program's memfd before running
+        # it), so it cannot change their flags or offsets for the next one. Its stdin
+        # it does hold: that memfd is made anew for each execution.
+        self.out_mem, self.err_mem = os.memfd_create("stdout"), os.memfd_create("stderr")
+        self.program_mem = os.memfd_create("program")
+        # What each child would otherwise compute or build for itself: every page
+        # a child touches is a page it copies (~3 us each, ~200 per child), so
+        # whatever is the same for every child is done once, here.
+        self.fd_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        self.fixed_limits = ((resource.RLIMIT_NPROC, self.nproc), (resource.RLIMIT_FSIZE, FILE_SIZE),
+                             (resource.RLIMIT_NOFILE, NOFILE), (resource.RLIMIT_CORE, 0))
+        sys.argv = ["solution.py"]
+        _children_stdio()
+        _warm_up()
+        _children_stdio()  # fresh again: the warm-up used them
+        sys.modules["__main__"] = type(sys)("__main__")  # the program's module, still empty
+
+    def _losses(self) -> list[str]:
+        """What this mode does not protect against: Sandbox.isolation["lost"]."""
+        mode = self.isolation["mode"]
+        if mode == "namespaces":
+            return []
+        if mode == "landlock":
+            dac = ["file permissions: Python is installed where only root may read, so programs keep "
+                   "CAP_DAC_OVERRIDE to read it, and Landlock alone bounds their files"] if self.read_caps else []
+            return dac + ["a disk quota: the working folder is in the host's /tmp, where a program may write "
+                          f"files of {FILE_SIZE >> 20} MiB each, as many as its time allows",
+                          "names and sizes of files outside its folder: stat() is no Landlock right (reading, "
+                          "listing and writing are)"]
+        return ["the caller's files: it may read and write whatever this uid may"
+                if self.uid is None else "files: it may read and write whatever any user may",
+                "the caller's memory, expected outputs included (/proc/PID/mem)" if self.uid is None else
+                "other processes' memory (none of the caller's: another uid)",
+                "the network", "signals to this user's processes, kill(-1) included" if self.uid is None else
+                "signals to its own uid's processes", "the other mount, pid, network and ipc namespaces"]
+
+
+class _Supervision:
+    """The executor's watch over a running child and its cleaning up after it."""
+
+    def _watch(self, x: _Execution, pid: int, start: float) -> None:
+        """Until the child exits: move its output into memfds, answer its control
+        messages, and kill it at the CPU, wall-clock or output limit."""
+        pidfd = os.pidfd_open(pid)
+        poller = select.poll()
+        for fd in (x.out_r, x.err_r, pidfd) + ((x.ctl.fileno(),) if x.job["check"] >= 0 else ()):
+            poller.register(fd, select.POLLIN)  # stdin/stdout tests: messages read at the end
+        sinks = {x.out_r: self.out_mem, x.err_r: self.err_mem}
+        time_limit = x.job["time_limit"]
+        wall_limit = 3 * time_limit + 1
+        cpu_clock = (~pid << 3) | 2  # the kernel's CPU clock of process `pid`, all threads
+        while True:
+            elapsed = time.monotonic() - start
+            try:
+                cpu = time.clock_gettime(cpu_clock)
+            except OSError:  # already gone
+                cpu = 0.0
+            if x.killed is None and (elapsed > wall_limit or cpu > time_limit):
+                x.killed = "TLE"
+                os.kill(pid, signal.SIGKILL)
+            # a program on n cores reaches the limit no sooner than (limit - cpu) / n
+            timeout = max(min(wall_limit - elapsed, (time_limit - cpu) / 2), 0.002)
+            for fd, _ in poller.poll(timeout * 1000):
+                if fd == pidfd:
+                    os.close(pidfd)
+                    return
+                if fd == x.ctl.fileno():
+                    if not self._message(x):
+                        poller.unregister(fd)
+                    continue
+                moved = os.splice(fd, sinks[fd], 1 << 20) if x.killed != "OLE" else 0
+                x.written += moved
+                if not moved:
+                    poller.unregister(fd)
+                if x.written > OUTPUT_LIMIT and x.killed is None:
+                    x.killed = "OLE"  # at once: nobody buffers more than the limit
+                    os.kill(pid, signal.SIGKILL)
+
+    def _message(self, x: _Execution) -> bool:
+        """Read one control message; on the first T of a function-call test, send
+        the check. False once the child's end is closed. Whatever the program does
+        to its end of the socket is its own failure, never SE: errors here only
+        mean that the channel is gone."""
+        try:
+            data = x.ctl.recv(128)
+        except OSError:  # e.g. reset: the child exited with our message unread
+            return False
+        if not data:
+            return False
+        if x.first is None:
+            x.first = data
+        elif data == b"A":
+            x.assertion_failed = True
+        elif x.nonce is not None and data == b"P" + x.nonce:
+            x.passed = True
+        elif data == b"T" and x.ready and x.job["check"] >= 0 and x.nonce is None:
+            # Top level done: only now does the check code exist outside the caller's
+            # pipe, in a memfd made for this child, with a nonce to send back on success.
+            check_fd = self._memfd("check", x.job["check"])
+            x.nonce = os.urandom(16).hex().encode()
+            try:
+                x.ctl.sendmsg([x.nonce], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("i", check_fd))])
+            except OSError:  # the child closed its end
+                pass
+            os.close(check_fd)
+        return True
+
+    def _kill_leftovers(self, program: int) -> None:
+        """Kill and reap every process the program left (daemons that setsid()
+        away included). All of them are our descendants: we are pid 1 of their
+        namespace, or their subreaper."""
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return  # nothing is left
+            if pid:
+                continue
+            if time.monotonic() > deadline:
+                raise RuntimeError("could not kill the program's processes")
+            self._kill_all(program)
+            time.sleep(0.0005)
+
+    def _kill_all(self, program: int) -> None:
+        if self.kill_fd is not None:  # cgroup v2: every process of the execution at once
+            os.write(self.kill_fd, b"1")
+        elif self.pid_namespace:  # as pid 1: every other process of the namespace
+            os.kill(-1, signal.SIGKILL)
+        elif self.uid is not None:  # every process of the worker's own uid
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    os.setresuid(self.uid, self.uid, self.uid)
+                    os.kill(-1, signal.SIGKILL)
+                finally:
+                    os._exit(0)
+        else:
+            if self.ruleset is not None:  # landlock: its process group, which it cannot leave,
+                try:  # at once (a fork bomb does not outrun this); still ours: it has members
+                    os.killpg(program, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            for pid in _children(os.getpid()):  # and our children: orphans come to us
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+
+    def _clean(self, workdir: str) -> None:
+        """Leave nothing for the next program in its working directory."""
+        if self.isolation["private_root"]:
+            # A tmpfs directory's size counts its entries, its mode and links show any
+            # chmod or subfolder: one stat says whether anything is left. If so, a
+            # fresh tmpfs (no walk through hostile trees).
+            st = os.stat(workdir)
+            if (st.st_mode, st.st_nlink, st.st_size) != self.workdir_state:
+                _check(_libc.umount2(workdir.encode(), MNT_DETACH), "umount")
+                self.fresh_workdir()
+            return
+        try:  # landlock: the program could write only in there
+            left = os.listdir(workdir)
+        except PermissionError:  # unisolated: it may have closed it
+            left = True
+        if left:
+            os.chmod(workdir, 0o700)
+            _empty(workdir)
+
+
+class _Executor(_Supervision, _Isolation):
+    """The worker: isolation set up once (_Isolation), then one forked child per
+    execution, watched and cleaned up after (_Supervision)."""
 
     def serve(self) -> None:
         while True:
@@ -1820,152 +2042,6 @@ class _Executor:
                 "stdout": min(os.fstat(self.out_mem).st_size, OUTPUT_LIMIT),
                 "stderr": min(os.fstat(self.err_mem).st_size, STDERR_KEEP)}
 
-    def _watch(self, x: _Execution, pid: int, start: float) -> None:
-        """Until the child exits: move its output into memfds, answer its control
-        messages, and kill it at the CPU, wall-clock or output limit."""
-        pidfd = os.pidfd_open(pid)
-        poller = select.poll()
-        for fd in (x.out_r, x.err_r, pidfd) + ((x.ctl.fileno(),) if x.job["check"] >= 0 else ()):
-            poller.register(fd, select.POLLIN)  # stdin/stdout tests: messages read at the end
-        sinks = {x.out_r: self.out_mem, x.err_r: self.err_mem}
-        time_limit = x.job["time_limit"]
-        wall_limit = 3 * time_limit + 1
-        cpu_clock = (~pid << 3) | 2  # the kernel's CPU clock of process `pid`, all threads
-        while True:
-            elapsed = time.monotonic() - start
-            try:
-                cpu = time.clock_gettime(cpu_clock)
-            except OSError:  # already gone
-                cpu = 0.0
-            if x.killed is None and (elapsed > wall_limit or cpu > time_limit):
-                x.killed = "TLE"
-                os.kill(pid, signal.SIGKILL)
-            # a program on n cores reaches the limit no sooner than (limit - cpu) / n
-            timeout = max(min(wall_limit - elapsed, (time_limit - cpu) / 2), 0.002)
-            for fd, _ in poller.poll(timeout * 1000):
-                if fd == pidfd:
-                    os.close(pidfd)
-                    return
-                if fd == x.ctl.fileno():
-                    if not self._message(x):
-                        poller.unregister(fd)
-                    continue
-                moved = os.splice(fd, sinks[fd], 1 << 20) if x.killed != "OLE" else 0
-                x.written += moved
-                if not moved:
-                    poller.unregister(fd)
-                if x.written > OUTPUT_LIMIT and x.killed is None:
-                    x.killed = "OLE"  # at once: nobody buffers more than the limit
-                    os.kill(pid, signal.SIGKILL)
-
-    def _message(self, x: _Execution) -> bool:
-        """Read one control message; on the first T of a function-call test, send
-        the check. False once the child's end is closed. Whatever the program does
-        to its end of the socket is its own failure, never SE: errors here only
-        mean that the channel is gone."""
-        try:
-            data = x.ctl.recv(128)
-        except OSError:  # e.g. reset: the child exited with our message unread
-            return False
-        if not data:
-            return False
-        if x.first is None:
-            x.first = data
-        elif data == b"A":
-            x.assertion_failed = True
-        elif x.nonce is not None and data == b"P" + x.nonce:
-            x.passed = True
-        elif data == b"T" and x.ready and x.job["check"] >= 0 and x.nonce is None:
-            # Top level done: only now does the check code exist outside the caller's
-            # pipe, in a memfd made for this child, with a nonce to send back on success.
-            check_fd = self._memfd("check", x.job["check"])
-            x.nonce = os.urandom(16).hex().encode()
-            try:
-                x.ctl.sendmsg([x.nonce], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("i", check_fd))])
-            except OSError:  # the child closed its end
-                pass
-            os.close(check_fd)
-        return True
-
-    def _oom_kills(self) -> int:
-        if self.oom_fd is None:
-            return 0
-        _, found, rest = os.pread(self.oom_fd, 4096, 0).partition(b"\noom_kill ")
-        return int(rest.partition(b"\n")[0]) if found else 0
-
-    def _kill_leftovers(self, program: int) -> None:
-        """Kill and reap every process the program left (daemons that setsid()
-        away included). All of them are our descendants: we are pid 1 of their
-        namespace, or their subreaper."""
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return  # nothing is left
-            if pid:
-                continue
-            if time.monotonic() > deadline:
-                raise RuntimeError("could not kill the program's processes")
-            self._kill_all(program)
-            time.sleep(0.0005)
-
-    def _kill_all(self, program: int) -> None:
-        if self.kill_fd is not None:  # cgroup v2: every process of the execution at once
-            os.write(self.kill_fd, b"1")
-        elif self.pid_namespace:  # as pid 1: every other process of the namespace
-            os.kill(-1, signal.SIGKILL)
-        elif self.uid is not None:  # every process of the worker's own uid
-            pid = os.fork()
-            if pid == 0:
-                try:
-                    os.setresuid(self.uid, self.uid, self.uid)
-                    os.kill(-1, signal.SIGKILL)
-                finally:
-                    os._exit(0)
-        else:
-            if self.ruleset is not None:  # landlock: its process group, which it cannot leave,
-                try:  # at once (a fork bomb does not outrun this); still ours: it has members
-                    os.killpg(program, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            for pid in _children(os.getpid()):  # and our children: orphans come to us
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-
-    def fresh_workdir(self) -> None:
-        """Namespaces: the working directory is a tmpfs of its own on /sandbox, in a
-        root that is read-only everywhere else. So a program can write nowhere but
-        there, even one that owns the directory (unprivileged, it is root in our user
-        namespace, and so the owner of what we mount), and the size of the tmpfs is
-        its disk quota."""
-        owner = f",uid={self.uid},gid={self.uid}" if self.uid is not None else ""
-        _mount("tmpfs", self.workdir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-               f"mode=0700,size={WORKDIR_SIZE}{owner}")
-        st = os.stat(self.workdir)
-        self.workdir_state = (st.st_mode, st.st_nlink, st.st_size)
-
-    def _clean(self, workdir: str) -> None:
-        """Leave nothing for the next program in its working directory."""
-        if self.isolation["private_root"]:
-            # A tmpfs directory's size counts its entries, its mode and links show any
-            # chmod or subfolder: one stat says whether anything is left. If so, a
-            # fresh tmpfs (no walk through hostile trees).
-            st = os.stat(workdir)
-            if (st.st_mode, st.st_nlink, st.st_size) != self.workdir_state:
-                _check(_libc.umount2(workdir.encode(), MNT_DETACH), "umount")
-                self.fresh_workdir()
-            return
-        try:  # landlock: the program could write only in there
-            left = os.listdir(workdir)
-        except PermissionError:  # unisolated: it may have closed it
-            left = True
-        if left:
-            os.chmod(workdir, 0o700)
-            _empty(workdir)
-
     def _child(self, job: dict, workdir: str, fds: list[int], limits: tuple) -> None:
         """In the forked child, before any of the program's code: fds, limits, uid."""
         try:
@@ -1999,22 +2075,6 @@ class _Executor:
         if job["check"] < 0:
             os.close(3)  # a stdin/stdout test needs no control channel
         _run_program(program, job["check"] >= 0)
-
-    def _drop_bounding_set(self) -> None:
-        """Unprivileged namespace mode: we are root in our user namespace; the child
-        must not be. The bounding set (what an execve could grant) goes here, once,
-        and children inherit its loss (dropping it in each child cost ~0.4 ms: a
-        ctypes call per capability); each child clears its own sets (capset)."""
-        import ctypes
-        for cap in range(self.cap_last + 1):
-            _check(_libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "prctl(PR_CAPBSET_DROP)")
-        self.cap_header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
-        self.no_capabilities = (ctypes.c_uint32 * 6)()  # effective, permitted, inheritable: none
-
-    def _drop_capabilities(self) -> None:
-        _check(_libc.capset(self.cap_header, self.no_capabilities), "capset")
-
-
 
 
 # ---------------------------------------------------------------- the harness
