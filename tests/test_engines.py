@@ -2,8 +2,9 @@
 
 Tolerances, measured on this CPU: with fp32 weights in both engines the greedy
 tokens are identical and vLLM's log-probs match the trainer's recomputation to
-~1e-5; a bf16 vLLM engine (what training uses where bf16 is native) stays within 0.1 per token of
-the fp32 trainer (mean ~0.015), which the PPO off-policy correction absorbs.
+~1e-5; a bf16 vLLM engine (what training uses where bf16 is native) stays within 0.43 per token of
+the fp32 trainer (8 sampled episodes: mean 0.014 to 0.028 per episode, 99th percentile
+at most 0.22), which the PPO off-policy correction absorbs.
 """
 import random
 
@@ -123,7 +124,10 @@ def test_training_engine_episodes_on_the_easy_set(smollm2, vllm_training, hf):
             logits = hf.model(torch.tensor([ep.ids])).logits.float() / cfg.temperature
         trainer = logits.log_softmax(-1)[0, :-1].gather(-1, torch.tensor(ep.ids[1:])[:, None])[:, 0][mask]
         diff = (trainer - torch.tensor(ep.logprobs[1:])[mask]).abs()
-        assert diff.mean() < 0.05 and diff.max() < 1.0
+        if rlef.engine_dtype(cfg) == "bfloat16":   # tolerances: the module's docstring
+            assert diff.mean() < 0.04 and diff.max() < 0.5
+        else:
+            assert diff.max() < 1e-4
 
 
 def generate_as_before(hf, prompts, limits, temperature, top_p, stop):
