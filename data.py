@@ -402,7 +402,8 @@ def load_humaneval() -> list[Problem]:
 # --------------------------------------------------------------------------
 
 def load_easy(split: str) -> list[Problem]:
-    """The built-in easy set (easyset.py): train / valid / test, split by family.
+    """The built-in easy set (easyset.py): train / valid / test, split by family,
+    and seen: the training families' other instances (in no training split).
     `train:function` or `train:stdin` keeps one style (a curriculum: SmolLM2-135M
     solves some function-call problems and no stdin one, so only the former give
     it a reward to learn from)."""
@@ -412,7 +413,7 @@ def load_easy(split: str) -> list[Problem]:
         raise DataError(f"the easy set's styles are function and stdin (easy:train:function); not '{style}'")
     rows = [r for r in easyset.problems() if split == "all" or r["split"] == split]
     if not rows:
-        raise DataError(f"the easy set has splits train, valid, test (and all); not '{split}'")
+        raise DataError(f"the easy set has splits train, seen, valid, test (and all); not '{split}'")
     rows = [r for r in rows if style in ("", "function" if r["entry_point"] else "stdin")]
     return [Problem(**{k: v for k, v in r.items() if k not in ("split", "family")}) for r in rows]
 
@@ -424,7 +425,7 @@ def version_of(specs: str) -> dict:
     return {"easyset_version": easyset.VERSION} if any(s.partition(":")[0] == "easy" for s in specs.split(",")) else {}
 
 
-DATASETS = ("easy:{train,valid,test,all}[:{function,stdin}], humaneval, codecontests:{train,valid,test}, "
+DATASETS = ("easy:{train,seen,valid,test,all}[:{function,stdin}], humaneval, codecontests:{train,valid,test}, "
             "or a .jsonl/.parquet file")
 
 
@@ -633,7 +634,7 @@ def _print_stats(title: str, splits: dict[str, list[Problem]], tokenizer) -> Non
     messages = first_turn_messages(sample)
     if tokenizer is not None:
         ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-        ids = ids["input_ids"] if isinstance(ids, dict) else ids
+        ids = ids["input_ids"] if hasattr(ids, "keys") else ids  # transformers 5: a BatchEncoding (not a dict)
         print(f"sample prompt ({sample.name}, {len(ids)} tokens):\n---\n{tokenizer.decode(ids)}\n---")
     else:
         print(f"sample prompt ({sample.name}):\n---\n{messages[0]['content']}\n---")
@@ -651,7 +652,9 @@ def main() -> None:
         return
     tokenizer = load_tokenizer(resolve_model(args.model))
     try:
-        _print_stats("easy set", {s: load_easy(s) for s in ("train", "valid", "test")}, tokenizer)
+        import easyset
+        _print_stats(f"easy set (version {easyset.VERSION})", {s: load_easy(s) for s in ("train", "seen", "valid", "test")},
+                     tokenizer)
         _print_stats("HumanEval", {"test": load_humaneval()}, tokenizer)
         _print_stats(f"CodeContests file {args.codecontests}", {"file": load_file(args.codecontests)}, tokenizer)
     except DataError as e:

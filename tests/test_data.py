@@ -268,8 +268,10 @@ def test_stats_cli():
     out = subprocess.run([sys.executable, "data.py", "--stats"], cwd=Path(__file__).parents[1],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    for title in ("## easy set", "## HumanEval", "## CodeContests file"):
+    for title in ("## easy set (version 2)", "## HumanEval", "## CodeContests file"):
         assert title in out.stdout
+    for split, problems in (("train", 170), ("seen", 133), ("valid", 134), ("test", 134)):
+        assert f"{split:>8}: {problems:5d} problems" in out.stdout
     assert "<|im_start|>user\nProvide a Python solution" in out.stdout
 
 

@@ -3,6 +3,7 @@ reference solution judged by the real sandbox (together with wrong programs
 that must fail), in one batch."""
 import collections
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import sandbox
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = {"name", "family", "split", "description", "public_tests", "private_tests", "time_limit",
         "memory_limit_mb", "source", "difficulty", "entry_point", "solution"}
-SPLITS = ("train", "valid", "test")
+SPLITS = ("train", "seen", "valid", "test")
 
 
 @pytest.fixture(scope="module")
@@ -66,13 +67,14 @@ def test_instances_of_a_family_differ_in_the_task(problems):
         by_family[p["family"]].append(p)
     for family, ps in by_family.items():
         # the statement, not only the tests, changes from one instance to the next
-        assert len({p["description"].split("\n\nExample")[0] for p in ps}) == len(ps) == 5, family
+        assert len({p["description"].split("\n\nExample")[0] for p in ps}) == len(ps) >= 6, family
 
 
 def test_splits_are_by_family_and_mixed(problems):
     split_of = {}
     for p in problems:
-        assert split_of.setdefault(p["family"], p["split"]) == p["split"], f"{p['family']} is in two splits"
+        family_split = "train" if p["split"] == "seen" else p["split"]  # seen: a training family's other instances
+        assert split_of.setdefault(p["family"], family_split) == family_split, f"{p['family']} is in two splits"
     families = collections.Counter(split_of.values())
     assert families["train"] > families["valid"] > 0 and families["train"] > families["test"] > 0
     assert 0.5 <= families["train"] / len(split_of) <= 0.7
@@ -80,6 +82,35 @@ def test_splits_are_by_family_and_mixed(problems):
         ps = [p for p in problems if p["split"] == split]
         assert {style(p) for p in ps} == {"stdin", "function"}, split
         assert {p["difficulty"] for p in ps} == {1, 2, 3}, split
+
+
+def test_seen_holds_new_instances_of_the_training_families_and_sizes_for_a_paired_change(problems):
+    """easy:seen: every training family's instances after its first N_TRAIN (easy:train, 170
+    problems as in version 1), in no training split. Each held-out split is large enough
+    for a 10-point paired change to lie ~6 points clear of 0 (docs/environment.md says why)."""
+    split = {s: [p for p in problems if p["split"] == s] for s in SPLITS}
+    train_families = {p["family"] for p in split["train"]}
+    assert {p["family"] for p in split["seen"]} == train_families
+    assert len(split["train"]) == len(train_families) * easyset.N_TRAIN == 170
+    for p in split["train"] + split["seen"]:
+        assert (int(p["name"].rsplit("-", 1)[1]) >= easyset.N_TRAIN) == (p["split"] == "seen"), p["name"]
+    seen_tasks = {p["description"].split("\n\nExample")[0] for p in split["seen"]}
+    assert not seen_tasks & {p["description"].split("\n\nExample")[0] for p in split["train"]}
+    assert all(len(split[s]) >= 130 for s in ("seen", "valid", "test")), {s: len(v) for s, v in split.items()}
+
+
+def test_version_1_problems_are_unchanged(problems):
+    """Version 2 only added instances: the first 5 of every family are version 1's 280
+    problems, to the letter (names, splits, statements, solutions, tests), and come
+    first, in version 1's order (a split's first N problems are what they were)."""
+    assert easyset.VERSION == 2
+    first = problems[:280]
+    assert all(int(p["name"].rsplit("-", 1)[1]) < 5 for p in first)
+    rows = [[p["name"], p["split"], p["description"], p["solution"],
+             [[t.input, t.output, t.check] for t in p["public_tests"] + p["private_tests"]]] for p in first]
+    assert len(first) == 280
+    assert hashlib.sha256(json.dumps(rows).encode()).hexdigest() == \
+        "9a73a99f810cea3009d7807d4a490f22c3af1e601187c61dfd7646119d97349d"
 
 
 def test_public_and_private_tests_reject_a_constant_answer(problems):
