@@ -332,7 +332,7 @@ def plot_learning_curve(metrics_jsonl: str, png: str) -> str:
     plt = _pyplot()
     with open(metrics_jsonl) as f:
         rows = [json.loads(line) for line in f if line.strip()]
-    keys = sorted({k for r in rows for k in r if HELD_OUT.fullmatch(k)})
+    keys = sorted({k for r in rows for k in r if HELD_OUT.fullmatch(k)}, key=lambda k: (not k.startswith("valid/"), k))
     changes = [k for k in keys if any(k + "_change" in r for r in rows)]
     fig, axes = plt.subplots(2 + bool(changes), 1, sharex=True, figsize=(7, 8.5 if changes else 6))
     trained = [r for r in rows if "reward" in r]  # (a row of step 0 holds only the initial evaluation)

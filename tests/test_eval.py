@@ -310,10 +310,10 @@ def test_plots(tmp_path, capsys):
     main(["--curve", str(metrics), "--plots", str(tmp_path / "plots")])
     assert (tmp_path / "plots" / "curve.png").read_bytes().startswith(PNG)
     table = capsys.readouterr().out
-    assert ("| step | train solve rate | seen multi 1@3 | valid multi 1@3 | valid single 1@3 | seen multi 1@3 change "
-            "| valid multi 1@3 change |") in table
+    assert ("| step | train solve rate | valid multi 1@3 | valid single 1@3 | seen multi 1@3 | valid multi 1@3 change "
+            "| seen multi 1@3 change |") in table
     ci, change = "20.0 [10.0, 30.0]", "10.0 [5.0, 15.0]"
-    assert f"| 0 |  | {ci} | {ci} |  |  |  |" in table
+    assert f"| 0 |  | {ci} |  | {ci} |  |  |" in table
     assert f"| 2 | 25.0 | {ci} | {ci} | {ci} | {change} | {change} |" in table
     breakdown = {"multi-turn": {1: Counter(WA=3, AC=1), 2: Counter(AC=1, TLE=1, RE=1), 3: Counter(NOCODE=2)},
                  "single-turn": {1: Counter(AC=2, WA=2), 2: Counter(WA=2), 3: Counter(WA=1, OLE=1)}}
