@@ -720,17 +720,23 @@ PRESETS: dict[str, dict] = {
                      max_context=1536, stop="\n```\n", temperature=0.5, lr=3e-5, value_lr=1e-4,
                      warmup_steps=4, minibatches=4, micro_tokens=1024, checkpointing=False,
                      eval_every=4, eval_rollouts=1, eval_limit=10, checkpoint_every=4),
-    # The same model and data on one GPU (an H100 or H200), sized from its measured run
-    # (results/gpu-demo, one H200, the transformers engine): 128 episodes a step
-    # (32 problems x 4) took 26-52 s, 42 s on average, 66-85% of it generating; the train
-    # solve rate rose from ~0.1 to 0.2-0.3 within 9 steps. 14 steps are ~10 minutes of
-    # training there, plus two evaluations of valid (step 0 and the last) of ~100 s each;
-    # vLLM generates faster. More GPUs: one rank each, the same batch shared out.
-    "gpu-demo": dict(model=data.SMOLLM2, train_data="easy:train", valid_data="easy:valid",
-                     steps=14, problems_per_step=32, samples_per_problem=4, max_new_tokens=192,
+    # The same model and data on one GPU (an H100 or H200), sized for ~8 minutes of one
+    # H200 with the transformers engine (bench/gpu_demo.sh runs it there), held-out
+    # families (easy:valid, which picks the best policy) and new instances of the trained
+    # ones (easy:seen) evaluated at the start and the end, with their paired change.
+    # Measured before the engine's decode loop (results/gpu-demo, 9 steps): 128 episodes
+    # a step (32 problems x 4) took 26-52 s, 66-85% of it generating (~50 ms a decode
+    # step of 128 rows: launch overhead), ~9 s outside generation; the train solve rate
+    # rose from ~0.1 to 0.2-0.3 within 9 steps. 20 steps is an ESTIMATE, not measured:
+    # ~15 s a step if the decode step replayed as a CUDA graph generates ~5x faster,
+    # ~5 minutes, plus two evaluations of both splits (2 rollouts, both modes) of about
+    # a minute each; --max-minutes ends the run early, with its last evaluation, if that
+    # is wrong. vLLM generates faster. More GPUs: one rank each, the same batch shared out.
+    "gpu-demo": dict(model=data.SMOLLM2, train_data="easy:train", valid_data="easy:valid,easy:seen",
+                     steps=20, problems_per_step=32, samples_per_problem=4, max_new_tokens=192,
                      max_context=1536, stop="\n```\n", temperature=0.5, lr=3e-5, value_lr=1e-4,
                      warmup_steps=4, minibatches=4, micro_tokens=16384, checkpointing=False,
-                     eval_at_start=True, eval_every=14, eval_rollouts=4, checkpoint_every=4,
+                     eval_at_start=True, eval_every=20, eval_rollouts=2, checkpoint_every=10,
                      gpu_memory_utilization=0.3),
     # The smallest real run, for CI: two steps of one episode per rank, a checkpoint
     # each, a tiny evaluation. Its PPO update is most of its time (compute-bound on 2
