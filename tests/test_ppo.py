@@ -304,6 +304,30 @@ def test_update_logs_and_starts_at_zero_kl(tiny_model):
     assert again["kl_ref"] != 0.0 and again["approx_kl_old"] >= 0
 
 
+def test_update_logs_how_far_the_engine_log_probs_are_from_the_trainer(tiny_model):
+    """ppo/engine_logp_diff_mean and _max: |log pi_engine - log pi_old| over the
+    policy tokens, against the policy's own log-probs computed before the update."""
+    learner = ppo.build(tiny_model, small_config())
+    batch = episodes(6, seed=3)
+    gaps = []
+    for s in batch:
+        logp = ppo.sequence_logp(learner, s.ids)   # temperature 1, as small_config
+        gaps += [abs(logp[j - 1].item() - s.behaviour_logp[j]) for j in range(1, len(s.ids)) if s.policy_mask[j]]
+    stats = ppo.update(learner, batch)
+    assert stats["engine_logp_diff_mean"] == pytest.approx(sum(gaps) / len(gaps), rel=1e-5)
+    assert stats["engine_logp_diff_max"] == pytest.approx(max(gaps), rel=1e-5)
+
+
+def test_perturb_moves_every_trained_tensor_and_restore_undoes_it_exactly(tiny_model):
+    learner = ppo.build(tiny_model, small_config())
+    before = full_params(learner)
+    originals = ppo.perturb(learner.policy)
+    moved = full_params(learner)
+    assert all(not torch.equal(moved[k], v) for k, v in before.items() if not k.startswith("value."))
+    ppo.restore(learner.policy, originals)
+    assert all(torch.equal(v, before[k]) for k, v in full_params(learner).items())
+
+
 def test_policy_log_probs_are_those_of_the_tempered_distribution(tiny_model):
     """At sampling temperature T the trained policy is softmax(z / T), for the
     policy and the reference alike (the engine samples from it)."""
