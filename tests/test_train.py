@@ -129,7 +129,8 @@ def test_smoke_run_killed_anywhere_resumes_exactly(small_model, tmp_path):
 
     assert steps_in(out) == [1, 2] and steps_in(out, "transcripts.jsonl") == [1, 2]
     assert deterministic_metrics(out) == deterministic_metrics(straight)
-    assert {"reward", "solved", "ppo/policy_loss", "ppo/kl_ref", "valid/multi_1@2"} <= deterministic_metrics(out)[-1].keys()
+    assert {"reward", "solved", "ppo/policy_loss", "ppo/kl_ref", "ppo/engine_logp_diff_mean", "ppo/engine_logp_diff_max",
+            "valid/multi_1@2"} <= deterministic_metrics(out)[-1].keys()
     assert (out / "transcripts.jsonl").read_text() == (straight / "transcripts.jsonl").read_text()
     assert json.loads((out / "transcripts.jsonl").read_text().splitlines()[0])["messages"][0]["role"] == "user"
     assert scalars(out) == scalars(straight) and scalars(out)["reward"][-1][0] == 2
