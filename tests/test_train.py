@@ -250,6 +250,16 @@ def test_too_little_memory_is_refused(smollm2, monkeypatch):
         rlef.check_memory(smollm2, rlef.Config(), world=1)
 
 
+def test_a_jump_of_the_engine_trainer_gap_warns():
+    """rlef.drift_warning: silent for the first steps and while the gap holds its
+    level; a warning at 10x it (TRL #5312's broken sleep mode: 0.20 against 0.015);
+    fp32 round-off (~1e-5) counts as 1e-3, so it never warns."""
+    healthy = [0.015, 0.014, 0.016]
+    assert rlef.drift_warning(healthy[:2]) is None and rlef.drift_warning(healthy + [0.02, 0.1]) is None
+    assert rlef.drift_warning(healthy + [0.2]).startswith("warning: ") and "13x" in rlef.drift_warning(healthy + [0.2])
+    assert rlef.drift_warning([1e-5, 2e-5, 1e-5, 5e-3]) is None and rlef.drift_warning([1e-5] * 3 + [0.02])
+
+
 def test_problems_for_step_is_a_function_of_the_step():
     import data
     train = data.load_easy("train")
