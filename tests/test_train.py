@@ -283,9 +283,15 @@ def test_two_ranks_share_one_tensor_parallel_engine(small_model, tmp_path):
     out = tmp_path / "run"
     done = subprocess.run([*TORCHRUN, "rlef.py", "--preset", "smoke", "--model", small_model, "--out", str(out),
                            "--tensor-parallel-size", "2", "--samples-per-problem", "2", "--steps", "1",
-                           "--eval-limit", "1"],
+                           "--eval-limit", "1", "--eval-at-start", "--valid-data", "easy:valid,easy:seen"],
                           cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, errors(done.stdout + done.stderr)
-    [row] = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    start, row = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
     assert row["episodes"] == 2 * 2  # 2 problems x 2 samples, each counted once
-    assert "valid/multi_1@2" in row
+    # both held-out splits at step 0 and at the end, and each one's paired change from step 0
+    for split in ("valid", "seen"):
+        assert {f"{split}/multi_1@2", f"{split}/single_1@2"} <= start.keys() & row.keys()
+        change = [row[f"{split}/multi_1@2_change{end}"] for end in ("_lo", "", "_hi")]
+        assert change[0] <= change[1] <= change[2]
+        before, after = (json.loads((out / "evals" / f"{split}-step{s}.json").read_text()) for s in (0, 1))
+        assert before.keys() == after.keys()
