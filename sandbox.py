@@ -589,7 +589,8 @@ def _isolation_error(isolation: dict) -> str:
         "apparmor=unconfined (namespaces), or a seccomp profile that allows landlock_create_ruleset, "
         "landlock_add_rule and landlock_restrict_self (Landlock: Linux 5.13 or later with landlock "
         "in the lsm= boot parameter);\n"
-        "  - run as root;\n"
+        "  - run as root; in a container, root keeping CAP_SETUID and CAP_SETGID (Docker's defaults) or "
+        "with a cgroup v2 pids controller it may write;\n"
         "  - or run unisolated on purpose: Sandbox(..., allow_unisolated=True), --allow-unisolated on "
         "rlef.py and eval.py.")
 
@@ -895,12 +896,13 @@ class _NamespaceMode:
     user namespace dropped for the children. Sets isolation's namespace fields,
     workdir, workdir_state, cap_header and no_capabilities."""
 
-    def _enter_namespace_mode(self, root: bool, reasons: list) -> None:
+    def _enter_namespace_mode(self, root: bool, pids: bool, reasons: list) -> None:
         """Probed in a forked child first: on Ubuntu 24.04 unshare(CLONE_NEWUSER)
         succeeds and only what follows fails, and a worker left in such a user
-        namespace could not fall back."""
+        namespace could not fall back. Refused, as the landlock mode is, where
+        nothing would bound a fork bomb (_unbounded_forks; `pids`: a pids cgroup made)."""
         iso = self.isolation
-        failure = _probe(lambda: _try_namespaces(user=not root))
+        failure = _unbounded_forks(self.uid, pids) or _probe(lambda: _try_namespaces(user=not root))
         if failure is None:
             _enter_namespaces(user=not root)
             iso.update(mode="namespaces", user_namespace=not root, mount_namespace=True, pid_namespace=True,
@@ -938,6 +940,17 @@ class _NamespaceMode:
 
     def _drop_capabilities(self) -> None:
         _check(_libc.capset(self.cap_header, self.no_capabilities), "capset")
+
+
+def _unbounded_forks(uid: int | None, pids_cgroup: bool) -> str | None:
+    """Why neither mode may run here, or None. Root that cannot take another uid
+    (uid None) runs programs as the host's uid 0, which RLIMIT_NPROC never binds:
+    the kernel exempts that user (INIT_USER) whatever its capabilities, and a pid
+    namespace bounds no count. Only a pids cgroup would then bound a fork bomb."""
+    if os.geteuid() == 0 and uid is None and not pids_cgroup:
+        return ("root cannot take another uid here (setresuid refused) and no pids cgroup is writable: "
+                "nothing would bound a fork bomb")
+    return None
 
 
 def _count_tasks(uid: int) -> int:
@@ -1571,9 +1584,8 @@ class _LandlockMode:
         if _ARCH is None:
             reasons.append(f"landlock: no seccomp filter here for {os.uname().machine}")
             return
-        if os.geteuid() == 0 and self.uid is None and not iso["pids_cgroup"]:  # root ignores RLIMIT_NPROC
-            reasons.append("landlock: root cannot take another uid here (setresuid refused) and no pids "
-                           "cgroup is writable: nothing would bound a fork bomb")
+        if unbounded := _unbounded_forks(self.uid, iso["pids_cgroup"]):
+            reasons.append("landlock: " + unbounded)
             return
         abi = _libc.syscall(SYS_LANDLOCK_CREATE_RULESET, None, 0, 1)
         if abi < 0:
@@ -1719,8 +1731,9 @@ class _Isolation(_NamespaceMode, _LandlockMode, _CgroupMember):
         lost, reasons = [], []
         root = os.geteuid() == 0
         tasks = 0 if root else _count_tasks(os.getuid())
-        self._enter_namespace_mode(root, reasons)
+        self.uid = uid if root and self._can_become(uid) else None
         cgroup, note = self._make_cgroup(uid, root)
+        self._enter_namespace_mode(root, isinstance(cgroup, _CgroupV2) and "pids" not in cgroup.missing, reasons)
         workroot = None
         if not iso["private_root"]:  # on the host: the supervisor removes it when the worker is gone
             workroot = _make_workroot()
@@ -1728,7 +1741,6 @@ class _Isolation(_NamespaceMode, _LandlockMode, _CgroupMember):
         self._start_supervisor(req, resp, cgroup, workroot)
         self._join_cgroup(cgroup, note, lost)
         self.ooms = self._oom_kills()
-        self.uid = uid if root and self._can_become(uid) else None
         iso["unprivileged_uid"] = self.uid is not None
         self.ruleset = self.read_caps = None
         if iso["mode"] == "namespaces":

@@ -26,6 +26,8 @@ Conditions (each ends by exec()ing the command):
                    removed afterwards
   root-one-uid     cgroup2 and docker, and CAP_SETUID and CAP_SETGID dropped too: root that
                    cannot take another uid, so RLIMIT_NPROC (which root ignores) bounds nothing
+  root-admin-one-uid  cgroup2, and CAP_SETUID and CAP_SETGID dropped, CAP_SYS_ADMIN kept: the
+                   namespaces mode as root that cannot take another uid
 
 --home FOLDER (with the conditions that run the command as nobody): FOLDER, e.g. /root
   where pyenv or conda put Python, is seen as nobody's own home (mode 700, its owner
@@ -241,6 +243,9 @@ def main(argv: list[str]) -> None:
     elif condition == "root-one-uid":
         only_cgroup2()
         docker()
+        drop_capabilities(CAP_SETGID, CAP_SETUID)
+    elif condition == "root-admin-one-uid":
+        only_cgroup2()
         drop_capabilities(CAP_SETGID, CAP_SETUID)
     elif condition == "no-landlock":
         nested_userns_without_userns()

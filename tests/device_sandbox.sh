@@ -54,7 +54,7 @@ mkdir -p "$LOGS/repo/tests"  # a copy the user nobody can read, wherever this ch
 cp sandbox.py "$LOGS/repo/" && cp tests/confine.py tests/sandbox_report.py "$LOGS/repo/tests/"
 chmod -R a+rX "$LOGS/repo"
 timeout 60 $PY "$LOGS/repo/tests/sandbox_report.py" root
-for condition in delegated docker userns-refused root-one-uid; do
+for condition in delegated docker userns-refused root-one-uid root-admin-one-uid; do
     (cd "$LOGS/repo" && timeout 60 $PY tests/confine.py "$condition" -- $PY tests/sandbox_report.py "$condition")
 done
 [ -n "${OUT:-}" ] && cp "$LOGS"/*.log "$OUT"/ 2>/dev/null  # the device tool brings $OUT back
