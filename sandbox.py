@@ -1096,14 +1096,15 @@ def _open_dir(path: str) -> int:
 
 def _remove_abandoned(top: str) -> None:
     """Remove a worker's tree if its lock can be taken: its supervisor is gone (it was
-    killed). Once: what is still exiting, a later start removes."""
+    killed). For up to 0.2 s while what cgroup.kill killed exits (a tree is busy until
+    its last process is reaped); what lingers longer, a later start removes."""
     try:
         lock = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:
         return
     try:
         if _libc.flock(lock, LOCK_EX | LOCK_NB) == 0:
-            _remove_cgroup(top, tries=1)
+            _remove_cgroup(top, tries=20)
     finally:
         os.close(lock)
 
