@@ -356,6 +356,21 @@ class RowEnds:
         return all(self.done)
 
 
+def replayable_static_cache() -> bool:
+    """Whether this transformers' StaticCache keeps its length in a device tensor
+    that each step advances in place (its StaticLayer in 5.17 and 5.19, read), so
+    that a decode step recorded once as a CUDA graph writes each new token at
+    the next slot when replayed. In older versions the model computes the slot
+    on the host while the graph is recorded: every replay would write the same
+    slot, and the engine would sample from a wrong cache without an error."""
+    import torch
+    try:
+        from transformers.cache_utils import StaticLayer
+        return isinstance(StaticLayer(max_cache_len=1).cumulative_length, torch.Tensor)
+    except (ImportError, TypeError, AttributeError):
+        return False
+
+
 class HFEngine:
     """A transformers model behind the same interface, for machines without
     vLLM (the lent GPU) and as a cross-check of vLLM's tokens and log-probs:
@@ -379,7 +394,11 @@ class HFEngine:
         self.model.eval()
         self.tokenizer = data.load_tokenizer(model)
         self.name = f"transformers {transformers.__version__}"
-        self.cuda = self.device.type == "cuda"
+        # the static cache and the CUDA graph only where replaying the graph is right
+        self.cuda = self.device.type == "cuda" and replayable_static_cache()
+        if self.device.type == "cuda" and not self.cuda:
+            say(f"rlef: transformers {transformers.__version__}'s StaticCache cannot be replayed as a CUDA "
+                "graph; the transformers engine decodes without one (slower; transformers >= 5.17 has it)")
         # each token's own text, for RowEnds
         self.pieces = self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))], skip_special_tokens=True)
 

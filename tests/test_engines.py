@@ -268,3 +268,22 @@ def test_a_folder_with_the_wrong_eos_gives_the_same_greedy_evaluation(smollm2, s
         finally:
             wrong.close()
 
+
+
+def test_the_cuda_graph_is_taken_only_where_a_static_cache_replays_right():
+    """The transformers engine records its decode step as a CUDA graph only where the
+    StaticCache advances its length on the device (transformers 5.17 and 5.19, the
+    pinned one); an older one, whose slot is fixed when recorded, decodes eagerly."""
+    import transformers.cache_utils as cache_utils
+    assert rlef.replayable_static_cache()
+    original = cache_utils.StaticLayer
+
+    class HostLength(original):  # the older way: the length kept on the host
+        def __init__(self, max_cache_len, **kwargs):
+            super().__init__(max_cache_len, **kwargs)
+            self.cumulative_length = 0
+    cache_utils.StaticLayer = HostLength
+    try:
+        assert not rlef.replayable_static_cache()
+    finally:
+        cache_utils.StaticLayer = original
