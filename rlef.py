@@ -1374,17 +1374,27 @@ def main(argv: list[str] | None = None) -> None:
         start, best = state["step"], state["best_valid"]
     status(f"starting the {cfg.engine} engine")
     engine = make_engine(model, cfg)
-    if resume:
+
+    def sync() -> None:
+        """The policy's weights into the engine, one tensor at a time (no disk)."""
         engine.load_weights(ppo.iter_full_params(learner.policy))
+
+    def shut_down() -> None:
+        """The engine before the process group (its shutdown fails once the group is
+        gone); vLLM's shutdown may already have destroyed the group it shared with us."""
+        status.close()
+        sandbox.close()
+        engine.close()
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+    if resume:
+        sync()
     if not cfg.skip_sync_check:
         status("checking that the engine scores what the trainer scores (the weight sync)")
-        failure = check_sync(engine, learner, tokenizer, cfg, lambda: engine.load_weights(ppo.iter_full_params(learner.policy)))
+        failure = check_sync(engine, learner, tokenizer, cfg, sync)
         if failure:  # train nothing
-            status.close()
-            sandbox.close()
-            engine.close()
-            if dist.is_initialized():
-                dist.destroy_process_group()
+            shut_down()
             raise SystemExit(failure if rank == 0 else 1)
     log = Log(cfg, start) if rank == 0 else None
 
@@ -1448,7 +1458,7 @@ def main(argv: list[str] | None = None) -> None:
         status("weight sync into the engine")
         with timed(times, "sync"):
             engine.wake()
-            engine.load_weights(ppo.iter_full_params(learner.policy))
+            sync()
         drift.append(stats["engine_logp_diff_mean"])
         if rank == 0 and (warning := drift_warning(drift)):
             bar.write(f"rlef: step {step + 1}: {warning}")
@@ -1477,12 +1487,7 @@ def main(argv: list[str] | None = None) -> None:
     status.close()
     if rank == 0:
         print(summary(cfg.out), flush=True)
-    # 4. shut down: the engine before the process group (its shutdown fails once the group is gone); vLLM's
-    # shutdown may already have destroyed the group it shared with us
-    sandbox.close()
-    engine.close()
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    shut_down()  # 4. the engine, then the process group
 
 
 if __name__ == "__main__":
