@@ -1508,7 +1508,6 @@ def _landlock_ruleset(abi: int, readable: list[str], workdir: str) -> int:
     return ruleset
 
 
-
 def _make_workroot() -> str:
     """Landlock and unisolated modes: the worker's folder on the host,
     /tmp/rlef-sandbox-RANDOM. It is locked (flock) for as long as the worker or its
