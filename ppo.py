@@ -17,7 +17,8 @@ Reading order:
   2. the episode table: how a list of `Sequence`s becomes padded [n, T] tensors
      in the *action layout* (column j = token ids[j+1], predicted at position j);
   3. rewards and advantages (per turn, the paper's default, or per token);
-  4. the models, FSDP2 and the optimizer (`build`);
+  4. the models, FSDP2 and the optimizer (`build`); with `lora_rank` > 0, LoRA:
+     one frozen base serves the policy, the reference and the value model;
   5. `update`: experience pass, then K minibatch steps with gradient accumulation.
 docs/ppo.md has the formulas as equations, and the benchmark against TRL.
 
@@ -42,7 +43,7 @@ import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 from torch import nn
-from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import FSDPModule, fully_shard
 from torch.distributed.tensor import DTensor
@@ -82,6 +83,9 @@ class PPOConfig:
     bf16: bool = True               # compute under bf16 autocast, fp32 master weights, where the
                                     # hardware computes in bf16 (native_bf16); fp32 elsewhere
     checkpointing: bool = True      # activation checkpointing per decoder layer
+    lora_rank: int = 0              # LoRA's r (LoRAModel): 0 trains every weight (the paper); r > 0 trains
+                                    # rank-r adapters of a frozen base, one for the policy, one for the value
+    lora_alpha: float = 64.0        # LoRA's alpha: an adapter adds (alpha / r) B A to W
 
 
 @dataclass
@@ -371,6 +375,111 @@ class ValueModel(nn.Module):
             return self.value_head(hidden[where].float()).flatten().clone()  # FSDP2 wants no views
 
 
+class LoRALinear(nn.Module):
+    """A frozen linear layer with low-rank adapters (Hu et al. 2021, "LoRA", Eq. 3):
+
+        h = W x + (alpha / r) B A x,    A: r x in (random),  B: out x r (zeros)
+
+    B starts at zero, so an adapter starts as no change at all: h = W x exactly.
+    Several adapters share the one W (here "policy" and "value"); `adapter`
+    names the one in use, None for none. W and its bias keep the layer's
+    parameter names (`...q_proj.weight`): the checkpoint's, which the engine
+    loads. The adapter in use is a setting, not an argument (the decoder
+    between us and the caller passes none), so a backward, which recomputes
+    checkpointed layers, must come before the next forward with another
+    adapter: `update` runs each forward's backward at once."""
+
+    def __init__(self, linear: nn.Linear, rank: int, alpha: float, adapters: tuple[str, ...], name: str):
+        super().__init__()
+        self.weight, self.bias = linear.weight, linear.bias
+        self.scale = alpha / rank
+        self.lora_A, self.lora_B = nn.ParameterDict(), nn.ParameterDict()
+        for adapter in adapters:
+            A = torch.empty(rank, linear.in_features)   # initialised as peft does (nn.Linear's own init)
+            seed = torch.Generator().manual_seed(zlib.crc32(f"{name}.{adapter}".encode()))
+            nn.init.kaiming_uniform_(A, a=math.sqrt(5), generator=seed)
+            self.lora_A[adapter] = nn.Parameter(A)
+            self.lora_B[adapter] = nn.Parameter(torch.zeros(linear.out_features, rank))
+        self.adapter: str | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = nn.functional.linear(x, self.weight, self.bias)
+        if self.adapter is None:
+            return h
+        A, B = self.lora_A[self.adapter], self.lora_B[self.adapter]
+        return h + self.scale * nn.functional.linear(nn.functional.linear(x, A), B)
+
+    @torch.no_grad()
+    def merged(self, adapter: str) -> torch.Tensor:
+        """W + (alpha / r) B A, the weight the engine samples with, computed in
+        fp32 from the untouched W (full tensors: a collective under FSDP2).
+        Nothing is merged into W in place: merging and unmerging in bf16 drifts."""
+        W, A, B = (full(p).float() for p in (self.weight, self.lora_A[adapter], self.lora_B[adapter]))
+        return W + self.scale * (B @ A)
+
+
+class LoRAModel(nn.Module):
+    """RLEF's three models on one frozen base, with LoRA (`lora_rank` > 0):
+
+        policy      pi(a|s)  = base + policy adapter, lm_head
+        reference   pi_ref   = base with the adapters off: the initial policy, exactly
+        value       V(s)     = base + value adapter, value_head (zero-initialised)
+
+    Every linear layer of the decoder blocks gets both adapters. Only the
+    adapters and the value head are trained, so only they have gradients and
+    optimizer state, and the base is kept in the precision it computes in.
+    `forward(..., role)` runs one of the three; `Role` presents each as a model
+    of its own (what `update` calls)."""
+
+    ADAPTER = {"policy": "policy", "reference": None, "value": "value"}
+
+    def __init__(self, lm: nn.Module, rank: int, alpha: float, temperature: float):
+        super().__init__()
+        lm.requires_grad_(False)
+        self.model, self.lm_head = lm.model, lm.lm_head
+        for name, module in list(self.model.layers.named_modules(prefix="model.layers")):
+            for child, linear in list(module.named_children()):
+                if isinstance(linear, nn.Linear):
+                    setattr(module, child, LoRALinear(linear, rank, alpha, ("policy", "value"), f"{name}.{child}"))
+        self.value_head = nn.Linear(lm.config.hidden_size, 1)
+        nn.init.zeros_(self.value_head.weight)
+        nn.init.zeros_(self.value_head.bias)
+        self.temperature = temperature
+
+    def adapted(self) -> list[tuple[str, LoRALinear]]:
+        return [(name, m) for name, m in self.named_modules() if isinstance(m, LoRALinear)]
+
+    def forward(self, inputs, attention, where, role: str):
+        for _, m in self.adapted():
+            m.adapter = self.ADAPTER[role]
+        hidden = self.model(input_ids=inputs, attention_mask=attention, use_cache=False).last_hidden_state
+        if role == "value":   # as ValueModel
+            with torch.autocast(hidden.device.type, enabled=False):
+                return self.value_head(hidden[where].float()).flatten().clone()
+        return self.lm_head(hidden[where]).float() / self.temperature   # as CausalLM
+
+
+class Role:
+    """One of a LoRAModel's three models, called as CausalLM or ValueModel are;
+    its parameters are the ones it trains (its adapter; the value head)."""
+
+    def __init__(self, shared: LoRAModel, role: str):
+        self.shared, self.role = shared, role
+        self.temperature = shared.temperature
+
+    def __call__(self, inputs, attention, where):
+        return self.shared(inputs, attention, where, self.role)
+
+    def named_parameters(self):
+        adapter = LoRAModel.ADAPTER[self.role]
+        for name, p in self.shared.named_parameters():
+            if name.endswith(f".{adapter}") and ".lora_" in name or (self.role == "value" and name.startswith("value_head.")):
+                yield name, p
+
+    def parameters(self):
+        return [p for _, p in self.named_parameters()]
+
+
 def device() -> torch.device:
     if torch.cuda.is_available():
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
@@ -454,32 +563,51 @@ def shard(model: nn.Module, mesh) -> nn.Module:
 @dataclass
 class Learner:
     """Everything `update` changes, and what a checkpoint saves."""
-    policy: CausalLM
-    reference: CausalLM
-    value: ValueModel
+    policy: CausalLM | Role
+    reference: CausalLM | Role
+    value: ValueModel | Role
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
     config: PPOConfig
     beta: float
     step: int = 0          # optimizer steps so far
 
+    @property
+    def trained(self) -> nn.Module:
+        """The module that holds what is trained (a checkpoint saves its trained part)."""
+        if isinstance(self.policy, Role):
+            return self.policy.shared
+        return nn.ModuleDict({"policy": self.policy, "value": self.value})
+
 
 def build(model_path: str, config: PPOConfig = PPOConfig()) -> Learner:
     """Policy, frozen reference (the initial policy) and value model from one
-    checkpoint folder; fp32 master weights, FSDP2-sharded; AdamW with one
-    parameter group per model (own learning rate) and linear warm-up."""
+    checkpoint folder, FSDP2-sharded; AdamW with one parameter group per model
+    (own learning rate) and linear warm-up.
+
+    Full fine-tuning (`lora_rank` 0): three models, fp32 master weights.
+    LoRA: one LoRAModel, its frozen base in bf16 where the update computes in
+    bf16 (else fp32), its adapters and value head in fp32."""
     from transformers import AutoModel, AutoModelForCausalLM
     mesh = init_distributed()
     keep_freed_memory()
     load = dict(dtype=torch.float32)
     t = config.temperature
-    policy = CausalLM(AutoModelForCausalLM.from_pretrained(model_path, **load), t)
-    reference = CausalLM(AutoModelForCausalLM.from_pretrained(model_path, **load), t).eval().requires_grad_(False)
-    value = ValueModel(AutoModel.from_pretrained(model_path, **load))
+    if config.lora_rank:
+        base = AutoModelForCausalLM.from_pretrained(
+            model_path, dtype=torch.bfloat16 if computes_in_bf16(config) else torch.float32)
+        shared = LoRAModel(base, config.lora_rank, config.lora_alpha, t)
+        policy, reference, value = (Role(shared, role) for role in ("policy", "reference", "value"))
+        checkpointed, sharded = [shared], [shared]
+    else:
+        policy = CausalLM(AutoModelForCausalLM.from_pretrained(model_path, **load), t)
+        reference = CausalLM(AutoModelForCausalLM.from_pretrained(model_path, **load), t).eval().requires_grad_(False)
+        value = ValueModel(AutoModel.from_pretrained(model_path, **load))
+        checkpointed, sharded = [policy, value], [policy, reference, value]
     if config.checkpointing:
-        for m in (policy, value):
+        for m in checkpointed:
             m.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    for m in (policy, reference, value):
+    for m in sharded:
         shard(m, mesh)
     optimizer = torch.optim.AdamW([{"params": policy.parameters(), "lr": config.lr},
                                    {"params": value.parameters(), "lr": config.value_lr}],
@@ -489,12 +617,57 @@ def build(model_path: str, config: PPOConfig = PPOConfig()) -> Learner:
     return Learner(policy, reference, value, optimizer, scheduler, config, config.beta)
 
 
+def full(param: torch.Tensor) -> torch.Tensor:
+    """The whole tensor of a parameter (an FSDP2 shard is gathered: a collective)."""
+    return (param.full_tensor() if isinstance(param, DTensor) else param).detach()
+
+
 def iter_full_params(model: nn.Module):
     """Yield (name, full tensor) one parameter at a time, names as in the HF
     checkpoint (what vLLM's `load_weights` expects), so peak extra memory is one
     tensor. A collective: every rank must iterate, in step."""
     for name, param in model.named_parameters():
-        yield name, (param.full_tensor() if isinstance(param, DTensor) else param).detach()
+        yield name, full(param)
+
+
+def policy_weights(learner: Learner):
+    """The policy's weights as the checkpoint names them, one full tensor at a
+    time: what the engine loads and what a policy folder holds. With LoRA, W +
+    (alpha / r) B A of the policy adapter where a layer has one, the frozen base
+    elsewhere. A collective."""
+    if not isinstance(learner.policy, Role):
+        yield from iter_full_params(learner.policy)
+        return
+    shared = learner.policy.shared
+    adapted = {f"{name}.weight": m for name, m in shared.adapted()}
+    for name, param in shared.named_parameters():
+        if name in adapted:
+            yield name, adapted[name].merged("policy")
+        elif ".lora_" not in name and not name.startswith("value_head."):
+            yield name, full(param)
+
+
+def save_adapter(learner: Learner, folder: str, base_model: str) -> None:
+    """The policy adapter in peft's file format (adapter_config.json,
+    adapter_model.safetensors): `PeftModel.from_pretrained(base, folder)` and
+    vLLM's LoRA loading take it. A collective; rank 0 writes."""
+    import json
+    from safetensors.torch import save_file
+    shared, cfg = learner.policy.shared, learner.config
+    tensors, targets = {}, set()
+    for name, m in shared.adapted():
+        for part in ("lora_A", "lora_B"):
+            tensors[f"base_model.model.{name}.{part}.weight"] = full(getattr(m, part)["policy"]).cpu().contiguous()
+        targets.add(name.rsplit(".", 1)[1])
+    if not dist.is_initialized() or dist.get_rank() == 0:
+        os.makedirs(folder, exist_ok=True)
+        save_file(tensors, os.path.join(folder, "adapter_model.safetensors"), metadata={"format": "pt"})
+        config = dict(peft_type="LORA", task_type="CAUSAL_LM", base_model_name_or_path=base_model,
+                      r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=0.0, bias="none",
+                      target_modules=sorted(targets), fan_in_fan_out=False, inference_mode=True,
+                      use_rslora=False, modules_to_save=None)
+        with open(os.path.join(folder, "adapter_config.json"), "w") as f:
+            json.dump(config, f, indent=1)
 
 
 @torch.no_grad()
@@ -503,8 +676,10 @@ def perturb(model: nn.Module, scale: float = 0.02) -> list[torch.Tensor]:
     trained tensor slightly and deterministically, W += scale * rms(W) * noise,
     the noise N(0, 1) from a generator seeded by the tensor's name (and the
     rank: each changes its own FSDP2 shard). Every tensor moves, so one that
-    the sync leaves out shows. Returns the originals (on the CPU): `restore`
-    puts them back exactly."""
+    the sync leaves out shows. LoRA's B (zero before training, small after)
+    gets noise of rms `scale` instead: then every merged W + (alpha / r) B A
+    moves, as much after training as before. Returns the originals (on the
+    CPU): `restore` puts them back exactly."""
     originals = []
     for name, p in model.named_parameters():
         if p.requires_grad:
@@ -513,7 +688,8 @@ def perturb(model: nn.Module, scale: float = 0.02) -> list[torch.Tensor]:
             seed = zlib.crc32(f"{name}@{dist.get_rank() if dist.is_initialized() else 0}".encode())
             noise = torch.randn(local.shape, generator=torch.Generator(local.device).manual_seed(seed),
                                 device=local.device, dtype=local.dtype)
-            local.add_(scale * local.square().mean().sqrt() * noise)
+            size = 1.0 if ".lora_B." in name else local.square().mean().sqrt()
+            local.add_(scale * size * noise)
     return originals
 
 
@@ -536,26 +712,39 @@ def sequence_logp(learner: Learner, ids: list[int]) -> torch.Tensor:
     return (logits.gather(1, torch.tensor(ids[1:], device=device())[:, None])[:, 0] - logits.logsumexp(-1)).cpu()
 
 
+def trained_state(learner: Learner) -> tuple[dict, dict]:
+    """The state dicts of what is trained and of the optimizer. The frozen base
+    is left out: it comes from the model. (`ignore_frozen_params` misses a
+    frozen tied LM head, which state_dict lists under its second name.)"""
+    model_state, optim_state = get_state_dict(learner.trained, learner.optimizer, options=TRAINED)
+    frozen = {n for n, p in learner.trained.named_parameters(remove_duplicate=False) if not p.requires_grad}
+    return {k: v for k, v in model_state.items() if k not in frozen}, optim_state
+
+
 def save_checkpoint(learner: Learner, folder: str) -> None:
-    """Sharded checkpoint (torch.distributed.checkpoint): both models, the
-    optimizer, and the scheduler/beta/step. Every rank calls it."""
-    models = nn.ModuleDict({"policy": learner.policy, "value": learner.value})
-    model_state, optim_state = get_state_dict(models, learner.optimizer)
+    """Sharded checkpoint (torch.distributed.checkpoint) of what is trained
+    (both models; with LoRA the adapters and the value head, not the frozen
+    base), the optimizer, and the scheduler/beta/step. Every rank calls it."""
+    model_state, optim_state = trained_state(learner)
     dcp.save({"model": model_state, "optim": optim_state,
               "scheduler": learner.scheduler.state_dict(),
               "beta": learner.beta, "step": learner.step}, checkpoint_id=folder)
 
 
 def load_checkpoint(learner: Learner, folder: str) -> None:
-    models = nn.ModuleDict({"policy": learner.policy, "value": learner.value})
-    model_state, optim_state = get_state_dict(models, learner.optimizer)
+    model_state, optim_state = trained_state(learner)
     state = {"model": model_state, "optim": optim_state,
              "scheduler": learner.scheduler.state_dict(), "beta": learner.beta, "step": learner.step}
-    dcp.load(state, checkpoint_id=folder)
-    set_state_dict(models, learner.optimizer, model_state_dict=state["model"],
-                   optim_state_dict=state["optim"])
+    dcp.load(state, checkpoint_id=folder)   # fails on a key the checkpoint lacks
+    set_state_dict(learner.trained, learner.optimizer, model_state_dict=state["model"],
+                   optim_state_dict=state["optim"], options=TRAINED)
     learner.scheduler.load_state_dict(state["scheduler"])
     learner.beta, learner.step = state["beta"], state["step"]
+
+
+# The trained parameters only: a frozen base is loaded from the model, not saved
+# (strict=False lets the load leave it out; dcp.load above checks what is there).
+TRAINED = StateDictOptions(ignore_frozen_params=True, strict=False)
 
 
 # ----------------------------------------------------------------------------

@@ -863,6 +863,21 @@ PRESETS: dict[str, dict] = {
         max_new_tokens=1024, max_context=8192, lr=2e-7, value_lr=2e-7, warmup_steps=50,
         minibatches=4, micro_tokens=16384, eval_every=800, eval_rollouts=20, checkpoint_every=100,
         engine_dtype="bfloat16", gpu_memory_utilization=0.35, sandbox_workers=8),
+    # The same model and data on ONE GPU of 80 GB (an H100 or A100-80GB; an H200 has room
+    # to spare), with LoRA: one frozen bf16 base serves policy, reference and value model,
+    # and only two rank-32 adapters (168 M parameters) and the value head are trained.
+    # Sizes from the memory plan in docs/training.md: ~19 GB of trainer, vLLM colocated
+    # in 0.55 of the GPU (its weights 16 GB, a KV cache of ~26 GB) and asleep during the
+    # update, whose peak is ~30 GB at 8,192-token microbatches. Rank 32, alpha 64 and lr
+    # 2e-5 are what the one public RLEF reimplementation ran on one H200 (1e-4 diverged
+    # there, 5e-6 barely moved); the paper's other hyperparameters stay. 128 episodes a
+    # step of an ESTIMATED 3.5-5 minutes (docs/training.md): 400 steps are about a day.
+    "llama3.1-8b-1gpu": dict(
+        model="meta-llama/Llama-3.1-8B-Instruct", train_data="codecontests:train",
+        valid_data="codecontests:valid", steps=400, problems_per_step=32, samples_per_problem=4,
+        max_new_tokens=1024, max_context=8192, lora_rank=32, lora_alpha=64.0, lr=2e-5, value_lr=2e-5,
+        warmup_steps=50, minibatches=4, micro_tokens=8192, eval_every=50, eval_rollouts=5,
+        checkpoint_every=25, engine_dtype="bfloat16", gpu_memory_utilization=0.55, sandbox_workers=8),
 }
 
 
@@ -913,6 +928,9 @@ def parse_config(argv: list[str] | None = None) -> tuple[Config, bool]:
                           ("engine_dtype", ("auto", "bfloat16", "float16", "float32"))):
         if getattr(cfg, name) not in allowed:
             raise SystemExit(f"error: --{name.replace('_', '-')} must be one of {', '.join(allowed)}")
+    if cfg.lora_rank < 0 or cfg.lora_alpha <= 0:
+        raise SystemExit(f"error: --lora-rank must be 0 (full fine-tuning) or more, and --lora-alpha above 0 "
+                         f"(got {cfg.lora_rank} and {cfg.lora_alpha:g})")
     return cfg, resume
 
 
@@ -920,37 +938,59 @@ def parse_config(argv: list[str] | None = None) -> tuple[Config, bool]:
 # Checks before any heavy work
 # --------------------------------------------------------------------------
 
-def count_parameters(model: str) -> int:
-    """Parameters of a model folder or hub id, from its config alone."""
+def count_parameters(model: str, lora_rank: int = 0) -> tuple[int, int]:
+    """Parameters of a model folder or hub id, from its config alone, and the
+    parameters of LoRA's two adapters of rank `lora_rank` (ppo.LoRAModel: r x
+    (in + out) per linear layer of the decoder blocks, twice)."""
     import torch
+    from torch import nn
     from transformers import AutoConfig, AutoModelForCausalLM
     with torch.device("meta"):
-        return sum(p.numel() for p in AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model)).parameters())
+        lm = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model))
+    adapters = sum(2 * lora_rank * (m.in_features + m.out_features)
+                   for m in lm.model.layers.modules() if isinstance(m, nn.Linear))
+    return sum(p.numel() for p in lm.parameters()), adapters
 
 
 def check_memory(model: str, cfg: Config, world: int, discriminator: str | None = None) -> None:
-    """Refuse a model that cannot fit, from a per-rank estimate: fp32 policy,
-    reference and value model with gradients and AdamW moments, sharded over
-    the ranks (36 bytes per parameter / ranks), plus the engine's bf16 copy
-    (2 bytes per parameter / tensor-parallel size), plus RLCF's discriminator
-    where the run has one (`discriminator`: its model; a whole bf16 copy on
-    every rank, 2 bytes per parameter). Activations come on top."""
+    """Refuse a model that cannot fit, from a per-rank estimate, before any
+    weights load. The trainer, sharded over the ranks: full fine-tuning keeps
+    an fp32 policy, reference and value model, the two trained with gradients
+    and AdamW's two moments (36 bytes per parameter); LoRA keeps one frozen
+    base (2 bytes per parameter in bf16, 4 in fp32) and trains two adapters
+    and the value head (16 bytes per adapter parameter). The engine: its bf16
+    copy (2 bytes per parameter / tensor-parallel size); vLLM on a GPU takes
+    `gpu_memory_utilization` of it, which must hold that copy. RLCF's
+    discriminator where the run has one (`discriminator`: its model; a whole
+    bf16 copy on every rank). Activations come on top."""
     import torch
-    params = count_parameters(model)
-    need = params * 36 / world + params * 2 / cfg.tensor_parallel_size
-    if discriminator:
-        need += 2 * (params if discriminator == model else count_parameters(discriminator))
+    import ppo
+    params, adapters = count_parameters(model, cfg.lora_rank)
+    if cfg.lora_rank:
+        trainer = (params * (2 if ppo.computes_in_bf16(cfg) else 4) + adapters * 16) / world
+        how = f"with LoRA of rank {cfg.lora_rank} ({adapters / 1e6:.0f} M adapter parameters)"
+    else:
+        trainer, how = params * 36 / world, "fully fine-tuned"
+    engine = params * 2 / cfg.tensor_parallel_size
+    judge = 2 * (params if discriminator == model else count_parameters(discriminator)[0]) if discriminator else 0
     if torch.cuda.is_available():
-        import ppo
-        have, where = torch.cuda.get_device_properties(ppo.device()).total_memory, "GPU"
+        have, where = torch.cuda.get_device_properties(ppo.device()).total_memory, "the GPU"
     else:
         local = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
         have, where = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / local, "RAM per rank"
+    reserved = cfg.gpu_memory_utilization * have if torch.cuda.is_available() and cfg.engine == "vllm" else 0
+    need = trainer + max(engine, reserved) + judge
     if need > have:
         extra = f" (with the discriminator {discriminator})" if discriminator else ""
-        raise SystemExit(f"error: {model} has {params / 1e9:.2f} B parameters: training{extra} needs about "
-                         f"{need / 2**30:.1f} GiB per rank ({world} ranks), {where} is {have / 2**30:.1f} GiB. "
-                         f"Use more ranks or a smaller model.")
+        parts = (f"trainer {trainer / 2**30:.1f} + engine {max(engine, reserved) / 2**30:.1f}"
+                 + (f" + discriminator {judge / 2**30:.1f}" if judge else ""))
+        raise SystemExit(f"error: {model} has {params / 1e9:.2f} B parameters: training it {how}{extra} needs about "
+                         f"{need / 2**30:.1f} GiB per rank ({parts}; {world} ranks), {where} is {have / 2**30:.1f} "
+                         f"GiB. Use more ranks, --lora-rank, or a smaller model.")
+    if reserved and engine > 0.9 * reserved:   # vLLM also needs room for its KV cache
+        raise SystemExit(f"error: --gpu-memory-utilization {cfg.gpu_memory_utilization:g} gives vLLM "
+                         f"{reserved / 2**30:.1f} GiB of the GPU's {have / 2**30:.1f} GiB: too little for the "
+                         f"{engine / 2**30:.1f} GiB of {model}'s bf16 weights and a KV cache. Raise it.")
 
 
 def load_split(spec: str, what: str, tokenizer, cfg: Config) -> list[Problem]:
@@ -970,14 +1010,14 @@ def load_split(spec: str, what: str, tokenizer, cfg: Config) -> list[Problem]:
 # --------------------------------------------------------------------------
 
 def save_policy(learner, model: str, tokenizer, folder: str) -> None:
-    """The policy as an ordinary Hugging Face folder (bf16 safetensors).
-    Every rank gathers (a collective); rank 0 writes."""
+    """The policy as an ordinary Hugging Face folder (bf16 safetensors; with LoRA
+    the merged weights). Every rank gathers (a collective); rank 0 writes."""
     import torch
     import torch.distributed as dist
     from huggingface_hub import save_torch_state_dict
     from transformers import AutoConfig, GenerationConfig
     import ppo
-    state = {name: t.to(torch.bfloat16).cpu() for name, t in ppo.iter_full_params(learner.policy)}
+    state = {name: t.to(torch.bfloat16).cpu() for name, t in ppo.policy_weights(learner)}
     if dist.get_rank() == 0:
         os.makedirs(folder, exist_ok=True)
         save_torch_state_dict(state, folder)
@@ -1015,6 +1055,8 @@ def save_checkpoint(learner, model: str, tokenizer, cfg: Config, step: int, best
 
     def write(tmp):
         save_policy(learner, model, tokenizer, os.path.join(tmp, "policy"))
+        if cfg.lora_rank:   # the policy adapter alone, in peft's format (PeftModel.from_pretrained, vLLM's LoRA)
+            ppo.save_adapter(learner, os.path.join(tmp, "adapter"), model)
         ppo.save_checkpoint(learner, os.path.join(tmp, "trainer"))
         if dist.get_rank() == 0:
             with open(os.path.join(tmp, "state.json"), "w") as f:
@@ -1377,7 +1419,7 @@ def main(argv: list[str] | None = None) -> None:
 
     def sync() -> None:
         """The policy's weights into the engine, one tensor at a time (no disk)."""
-        engine.load_weights(ppo.iter_full_params(learner.policy))
+        engine.load_weights(ppo.policy_weights(learner))
 
     def shut_down() -> None:
         """The engine before the process group (its shutdown fails once the group is

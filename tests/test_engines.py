@@ -214,29 +214,52 @@ def learner(smollm2):
     return ppo.build(smollm2, Config(bf16=False))
 
 
+@pytest.fixture(scope="module")
+def lora_learner(smollm2):
+    """SmolLM2 with LoRA (rank 8), after two PPO updates: its adapters are no longer zero."""
+    import ppo
+    from test_ppo import episodes
+    learner = ppo.build(smollm2, Config(bf16=False, lora_rank=8, lora_alpha=16.0, lr=1e-3, warmup_steps=1,
+                                        minibatches=2, micro_tokens=256))
+    for seed in range(2):
+        ppo.update(learner, episodes(6, seed=seed))
+    return learner
+
+
+@pytest.mark.parametrize("tuning", ["full", "lora"])
 @pytest.mark.parametrize("name", ["vllm_fp32", "hf"])
-def test_sync_check_passes_a_correct_sync_and_refuses_a_broken_one(name, learner, smollm2, request):
+def test_sync_check_passes_a_correct_sync_and_refuses_a_broken_one(name, tuning, learner, lora_learner, smollm2, request):
     """rlef.check_sync, the start-up check of the weight sync, on both engines
-    in fp32 with full fine-tuning: a correct sync passes and leaves the trainer's
-    weights bit for bit as they were; a sync that leaves out every second tensor
-    is refused, and so is one that loads nothing, each with one `error:` line
-    naming the engine, its version and the dtype."""
+    in fp32, with full fine-tuning and with LoRA after training steps (the
+    merged W + (alpha / r) B A): a correct sync passes, the engine then scores
+    what the trainer scores, and the trainer's weights are bit for bit as they
+    were; a sync that leaves out every second tensor is refused, and so is one
+    that loads nothing, each with one `error:` line naming the engine, its
+    version and the dtype."""
     import ppo
     engine = request.getfixturevalue(name)
+    trainer = learner if tuning == "full" else lora_learner
     cfg = Config(engine="hf" if name == "hf" else "vllm", engine_dtype="float32", bf16=False)
     tok = data.load_tokenizer(smollm2)
-    weights = lambda: ppo.iter_full_params(learner.policy)  # noqa: E731
+    weights = lambda: ppo.policy_weights(trainer)  # noqa: E731
     before = {k: v.clone() for k, v in weights()}
     try:
-        assert rlef.check_sync(engine, learner, tok, cfg, lambda: engine.load_weights(weights())) is None
+        engine.load_weights(weights())   # (rlef.main syncs a resumed run before the check)
+        assert rlef.check_sync(engine, trainer, tok, cfg, lambda: engine.load_weights(weights())) is None
         assert all(torch.equal(v, before[k]) for k, v in weights())
+        ids = rlef.render(tok, rlef.SYNC_CHECK_MESSAGES)
+        gap = (torch.tensor(engine.score(ids)) - ppo.sequence_logp(trainer, ids)).abs()
+        assert gap.mean() < 1e-4, gap.mean()   # fp32: see rlef.SYNC_TOLERANCE
+        if tuning == "lora":   # and that is not the initial policy
+            initial = (torch.tensor(engine.score(ids)) - ppo.sequence_logp(learner, ids)).abs()
+            assert initial.mean() > 100 * gap.mean()
         for broken in (lambda: engine.load_weights((k, v) for i, (k, v) in enumerate(weights()) if i % 2),
                        lambda: None):
-            error = rlef.check_sync(engine, learner, tok, cfg, broken)
+            error = rlef.check_sync(engine, trainer, tok, cfg, broken)
             assert error.startswith("error: ") and "\n" not in error
             assert f"{cfg.engine} engine ({engine.name}, float32" in error and engine.name.split()[1][0].isdigit()
     finally:
-        engine.load_weights(weights())   # the module's other tests use this engine
+        engine.load_weights(ppo.iter_full_params(learner.policy))   # the module's other tests use the initial model
     assert all(torch.equal(v, before[k]) for k, v in weights())
 
 

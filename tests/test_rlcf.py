@@ -196,7 +196,7 @@ def test_reward_flag_is_checked_at_parse_time():
 
 
 def test_the_discriminator_counts_in_the_memory_estimate(smollm2, monkeypatch):
-    params = rlef.count_parameters(smollm2)
+    params, _ = rlef.count_parameters(smollm2)
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
     room = params * 39  # between 38 bytes per parameter (no discriminator) and 40 (with one)
     monkeypatch.setattr(os, "sysconf", lambda name: room // 4096 if name == "SC_PHYS_PAGES" else 4096)

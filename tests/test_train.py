@@ -98,7 +98,8 @@ def kill_when_shown(argv: list[str], text: str, log: Path) -> None:
 
 
 @pytest.mark.slow
-def test_smoke_run_killed_anywhere_resumes_exactly(small_model, tmp_path):
+@pytest.mark.parametrize("tuning", [[], ["--lora-rank", "4"]], ids=["full", "lora"])
+def test_smoke_run_killed_anywhere_resumes_exactly(tuning, small_model, tmp_path):
     """The smoke preset (2 steps, a checkpoint after each) on conftest's small
     model: SmolLM2's PPO update takes over a minute a step on 2 cores, and what
     is checked does not depend on the model's size. One run goes straight
@@ -107,10 +108,12 @@ def test_smoke_run_killed_anywhere_resumes_exactly(small_model, tmp_path):
     after step 2's log write, before its checkpoint, and resumed to the end.
     The two must end the same: both checkpoints (the fp32 policy and value
     model, AdamW's state, the scheduler, beta; the bf16 export), the best
-    policy, metrics.jsonl (but the clock), transcripts.jsonl and TensorBoard."""
+    policy, metrics.jsonl (but the clock), transcripts.jsonl and TensorBoard.
+    With LoRA the trainer state is the adapters, the value head and AdamW's,
+    and the peft adapter is compared too."""
     from transformers import AutoModelForCausalLM
     straight, out = tmp_path / "straight", tmp_path / "killed"
-    smoke = [*TORCHRUN, "rlef.py", "--preset", "smoke", "--model", small_model]
+    smoke = [*TORCHRUN, "rlef.py", "--preset", "smoke", "--model", small_model, *tuning]
     done = subprocess.run([*smoke, "--out", str(straight)], cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, errors(done.stdout + done.stderr)
 
@@ -139,7 +142,7 @@ def test_smoke_run_killed_anywhere_resumes_exactly(small_model, tmp_path):
     for step in ("step-000001", "step-000002"):
         a, b = (trainer_state(run / "checkpoints" / step, tmp_path) for run in (out, straight))
         assert_same(a, b, step)
-        for name in ("state.json", "policy/model.safetensors"):
+        for name in ("state.json", "policy/model.safetensors") + (("adapter/adapter_model.safetensors",) if tuning else ()):
             assert (out / "checkpoints" / step / name).read_bytes() == (straight / "checkpoints" / step / name).read_bytes()
     assert (out / "best" / "model.safetensors").read_bytes() == (straight / "best" / "model.safetensors").read_bytes()
     assert json.loads((out / "checkpoints" / "step-000002" / "state.json").read_text())["step"] == 2
@@ -148,9 +151,16 @@ def test_smoke_run_killed_anywhere_resumes_exactly(small_model, tmp_path):
     # with one AdamW step; the export is an ordinary Hugging Face folder of the model's own
     initial = AutoModelForCausalLM.from_pretrained(small_model).state_dict()
     first = trainer_state(out / "checkpoints" / "step-000001", tmp_path)
-    policy = {k.removeprefix("policy."): v for k, v in first["model"].items() if k.startswith("policy.")}
-    assert policy.keys() == initial.keys()
-    assert all(not torch.equal(policy[k], initial[k]) for k in initial)
+    if tuning:   # LoRA: the adapters and the value head, not the base. The policy's every B has left
+        # zero; the value adapter's get no gradient before the zero-initialised head has moved
+        assert {k.rsplit(".", 2)[-2] for k in first["model"] if ".lora_" in k} == {"lora_A", "lora_B"}
+        assert set(first["model"]) - {k for k in first["model"] if ".lora_" in k} == {"value_head.weight", "value_head.bias"}
+        assert all(v.abs().sum() > 0 for k, v in first["model"].items() if k.endswith(".lora_B.policy"))
+        assert first["model"]["value_head.weight"].abs().sum() > 0
+    else:
+        policy = {k.removeprefix("policy."): v for k, v in first["model"].items() if k.startswith("policy.")}
+        assert policy.keys() == initial.keys()
+        assert all(not torch.equal(policy[k], initial[k]) for k in initial)
     assert {s["step"].item() for s in first["optim"]["state"].values()} == {1.0}
     export = AutoModelForCausalLM.from_pretrained(out / "checkpoints" / "step-000001" / "policy")
     assert export.state_dict().keys() == initial.keys()
