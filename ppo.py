@@ -649,8 +649,9 @@ def policy_weights(learner: Learner):
 
 def save_adapter(learner: Learner, folder: str, base_model: str) -> None:
     """The policy adapter in peft's file format (adapter_config.json,
-    adapter_model.safetensors): `PeftModel.from_pretrained(base, folder)` and
-    vLLM's LoRA loading take it. A collective; rank 0 writes."""
+    adapter_model.safetensors), which `PeftModel.from_pretrained(base, folder)`
+    loads (tests/test_lora.py) and vLLM's LoRA loading reads. A collective;
+    rank 0 writes."""
     import json
     from safetensors.torch import save_file
     shared, cfg = learner.policy.shared, learner.config
@@ -670,6 +671,13 @@ def save_adapter(learner: Learner, folder: str, base_model: str) -> None:
             json.dump(config, f, indent=1)
 
 
+# perturb's noise in LoRA's B. With SmolLM2 (rank 16, alpha 32) rms 0.05 moves the
+# trainer's log-probs by 0.56 per token (full fine-tuning's change: 0.36); at 0.02 a
+# bf16 sync that left out every second tensor came out 0.17 from the trainer, too
+# near rlef.SYNC_TOLERANCE's 0.15, at 0.05 0.34 (docs/training.md).
+LORA_B_NOISE = 0.05
+
+
 @torch.no_grad()
 def perturb(model: nn.Module, scale: float = 0.02) -> list[torch.Tensor]:
     """For the start-up check of the weight sync (rlef.check_sync): change every
@@ -677,9 +685,9 @@ def perturb(model: nn.Module, scale: float = 0.02) -> list[torch.Tensor]:
     the noise N(0, 1) from a generator seeded by the tensor's name (and the
     rank: each changes its own FSDP2 shard). Every tensor moves, so one that
     the sync leaves out shows. LoRA's B (zero before training, small after)
-    gets noise of rms `scale` instead: then every merged W + (alpha / r) B A
-    moves, as much after training as before. Returns the originals (on the
-    CPU): `restore` puts them back exactly."""
+    gets noise of rms LORA_B_NOISE instead: then every merged W + (alpha / r)
+    B A moves, as much after training as before. Returns the originals (on
+    the CPU): `restore` puts them back exactly."""
     originals = []
     for name, p in model.named_parameters():
         if p.requires_grad:
@@ -688,8 +696,10 @@ def perturb(model: nn.Module, scale: float = 0.02) -> list[torch.Tensor]:
             seed = zlib.crc32(f"{name}@{dist.get_rank() if dist.is_initialized() else 0}".encode())
             noise = torch.randn(local.shape, generator=torch.Generator(local.device).manual_seed(seed),
                                 device=local.device, dtype=local.dtype)
-            size = 1.0 if ".lora_B." in name else local.square().mean().sqrt()
-            local.add_(scale * size * noise)
+            if ".lora_B." in name:   # zero at the start, small later: noise of a fixed size
+                local.add_(LORA_B_NOISE * noise)
+            else:
+                local.add_(scale * local.square().mean().sqrt() * noise)
     return originals
 
 
@@ -710,6 +720,11 @@ def sequence_logp(learner: Learner, ids: list[int]) -> torch.Tensor:
         logits = learner.policy(inputs, torch.ones_like(inputs), torch.ones_like(inputs, dtype=torch.bool))
     logits = logits * learner.policy.temperature   # the policy divides by T: back to T = 1
     return (logits.gather(1, torch.tensor(ids[1:], device=device())[:, None])[:, 0] - logits.logsumexp(-1)).cpu()
+
+
+# The trained parameters only: a frozen base is loaded from the model, not saved
+# (strict=False lets a load leave it out; dcp.load checks that what is asked for is there).
+TRAINED = StateDictOptions(ignore_frozen_params=True, strict=False)
 
 
 def trained_state(learner: Learner) -> tuple[dict, dict]:
@@ -735,16 +750,11 @@ def load_checkpoint(learner: Learner, folder: str) -> None:
     model_state, optim_state = trained_state(learner)
     state = {"model": model_state, "optim": optim_state,
              "scheduler": learner.scheduler.state_dict(), "beta": learner.beta, "step": learner.step}
-    dcp.load(state, checkpoint_id=folder)   # fails on a key the checkpoint lacks
+    dcp.load(state, checkpoint_id=folder)   # fails on a key the checkpoint lacks (TRAINED)
     set_state_dict(learner.trained, learner.optimizer, model_state_dict=state["model"],
                    optim_state_dict=state["optim"], options=TRAINED)
     learner.scheduler.load_state_dict(state["scheduler"])
     learner.beta, learner.step = state["beta"], state["step"]
-
-
-# The trained parameters only: a frozen base is loaded from the model, not saved
-# (strict=False lets the load leave it out; dcp.load above checks what is there).
-TRAINED = StateDictOptions(ignore_frozen_params=True, strict=False)
 
 
 # ----------------------------------------------------------------------------
