@@ -38,6 +38,13 @@ compute in bf16 as ours do.
 
     .venv/bin/python bench/ppo.py                       # B=16, P=R=128, K=2, M=4
     .venv/bin/python bench/ppo.py --repeats 5 --no-checkpointing
+
+With `--lora R` the contenders are ours with full fine-tuning and ours with
+LoRA of rank R (ppo.LoRAModel: one frozen base, two adapters), on the same
+work, and the table adds each process's peak memory (its largest resident
+set, loading included) and how many parameters it trains:
+
+    .venv/bin/python bench/ppo.py --lora 16
 """
 import argparse
 import json
@@ -169,7 +176,8 @@ def rlef_worker(args):
     import ppo
     torch.set_num_threads(args.threads)
     config = ppo.PPOConfig(minibatches=args.minibatches, micro_tokens=args.micro * (args.prompt + args.answer),
-                           bf16=args.bf16, checkpointing=args.checkpointing)
+                           bf16=args.bf16, checkpointing=args.checkpointing,
+                           lora_rank=args.lora if args.worker == "rlef-lora" else 0)
     learner = ppo.build(args.model, config)      # (on CPU: ppo.keep_freed_memory)
     if args.worker == "rlef-before":
         allocator_before()
@@ -178,11 +186,12 @@ def rlef_worker(args):
                               [0.0] * (len(p) + len(a) - 1) + [1.0 if i % 2 else -1.0],
                               [0.0] * len(p) + [-2.0] * len(a))
                  for i, (p, a) in enumerate(zip(prompts, answers))]
-    say(ready=True)
+    import resource
+    say(ready=True, trained=sum(p.numel() for m in (learner.policy, learner.value) for p in m.parameters()))
     while sys.stdin.readline():
         start = clocks()
         ppo.update(learner, sequences)
-        say(seconds=since(start))
+        say(seconds=since(start), peak_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
 
 
 # name in the table -> the --worker that runs it (TRL's in TRL's own venv)
@@ -239,7 +248,8 @@ def main():
     parser.add_argument("--no-bf16", dest="bf16", action="store_false")
     parser.add_argument("--trl-python", default="/tmp/trl-venv/bin/python")
     parser.add_argument("--json", default="", help="also write the medians to this file (bench/all.py)")
-    parser.add_argument("--worker", choices=sorted(set(CONTENDERS.values())), help=argparse.SUPPRESS)
+    parser.add_argument("--lora", type=int, default=0, help="compare full fine-tuning with LoRA of this rank instead")
+    parser.add_argument("--worker", choices=sorted(set(CONTENDERS.values())) + ["rlef-lora"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.model is None:
         sys.path.insert(0, str(ROOT))
@@ -248,7 +258,9 @@ def main():
     if args.worker:
         return trl_worker(args) if args.worker == "trl" else rlef_worker(args)
 
-    workers = {name: Worker(kind, args) for name, kind in CONTENDERS.items()}   # they load side by side
+    contenders = CONTENDERS if not args.lora else {
+        "rlef ppo.py, full fine-tuning": "rlef", f"rlef ppo.py, LoRA rank {args.lora}": "rlef-lora"}
+    workers = {name: Worker(kind, args) for name, kind in contenders.items()}   # they load side by side
     for w in workers.values():
         w.ready()
     for w in workers.values():        # warm-up
@@ -263,6 +275,8 @@ def main():
         w.close()
 
     tokens = args.batch * (args.prompt + args.answer)
+    if args.lora:
+        return lora_table(args, workers, runs, tokens)
     precision = workers["TRL 1.12.0 PPOTrainer"].said["mixed_precision"]
     print(f"\nOne PPO update (policy + value), {Path(args.model).name}, {args.threads} torch threads each: "
           f"B={args.batch} episodes x (P={args.prompt} + R={args.answer}) tokens = {tokens} tokens, "
@@ -285,6 +299,28 @@ def main():
     if args.json:
         Path(args.json).write_text(json.dumps({"ours_tok_s": now, "ours_before_tok_s": before, "trl_tok_s": trl,
                                                "tokens": tokens, "checkpointing": args.checkpointing}))
+
+def lora_table(args, workers, runs, tokens):
+    print(f"\nOne PPO update (policy + value), {Path(args.model).name}, {args.threads} torch threads each: "
+          f"B={args.batch} episodes x (P={args.prompt} + R={args.answer}) tokens = {tokens} tokens, "
+          f"K={args.minibatches} optimizer steps, microbatch {args.micro} episodes, bf16 autocast={args.bf16}, "
+          f"activation checkpointing={args.checkpointing}; {args.repeats} updates each after 1 warm-up, "
+          f"taking turns; load average at the end {os.getloadavg()[0]:.1f}.\n")
+    print("| training | trained parameters | wall s per update | tokens/s (median wall) | CPU s per update (median) "
+          "| peak memory of the process |")
+    print("|---|---|---|---|---|---|")
+    rates, peaks = {}, {}
+    for name, r in runs.items():
+        wall, cpu = statistics.median(x[0] for x in r), statistics.median(x[1] for x in r)
+        rates[name], peaks[name] = tokens / wall, workers[name].said["peak_gb"]
+        print(f"| {name} | {workers[name].said['trained'] / 1e6:.1f} M | {', '.join(f'{x[0]:.1f}' for x in r)} "
+              f"| {rates[name]:.0f} | {cpu:.1f} | {peaks[name]:.2f} GB |")
+    (full, lora), (full_peak, lora_peak) = rates.values(), peaks.values()
+    print(f"\nLoRA / full fine-tuning: tokens/s {lora / full:.2f}, peak memory {lora_peak / full_peak:.2f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"full_tok_s": full, "lora_tok_s": lora, "full_peak_gb": full_peak,
+                                               "lora_peak_gb": lora_peak, "lora_rank": args.lora, "tokens": tokens}))
+
 
 if __name__ == "__main__":
     main()
