@@ -674,7 +674,7 @@ def save_adapter(learner: Learner, folder: str, base_model: str) -> None:
 # perturb's noise in LoRA's B. With SmolLM2 (rank 16, alpha 32) rms 0.05 moves the
 # trainer's log-probs by 0.56 per token (full fine-tuning's change: 0.36); at 0.02 a
 # bf16 sync that left out every second tensor came out 0.17 from the trainer, too
-# near rlef.SYNC_TOLERANCE's 0.15, at 0.05 0.34 (docs/training.md).
+# near rlef.SYNC_TOLERANCE's 0.15, at 0.05 0.30 (docs/training.md).
 LORA_B_NOISE = 0.05
 
 
