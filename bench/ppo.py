@@ -42,7 +42,8 @@ compute in bf16 as ours do.
 With `--lora R` the contenders are ours with full fine-tuning and ours with
 LoRA of rank R (ppo.LoRAModel: one frozen base, two adapters), on the same
 work, and the table adds each process's peak memory (its largest resident
-set, loading included) and how many parameters it trains:
+set, loading included; on a GPU, the most torch allocated there) and how
+many parameters it trains:
 
     .venv/bin/python bench/ppo.py --lora 16
 """
@@ -187,11 +188,14 @@ def rlef_worker(args):
                               [0.0] * len(p) + [-2.0] * len(a))
                  for i, (p, a) in enumerate(zip(prompts, answers))]
     import resource
-    say(ready=True, trained=sum(p.numel() for m in (learner.policy, learner.value) for p in m.parameters()))
+    say(ready=True, cuda=torch.cuda.is_available(),
+        trained=sum(p.numel() for m in (learner.policy, learner.value) for p in m.parameters()))
     while sys.stdin.readline():
         start = clocks()
         ppo.update(learner, sequences)
-        say(seconds=since(start), peak_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
+        peak = (torch.cuda.max_memory_allocated() if torch.cuda.is_available()   # the GPU's, or the process's
+                else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+        say(seconds=since(start), peak_gib=peak / 2**30)
 
 
 # name in the table -> the --worker that runs it (TRL's in TRL's own venv)
@@ -307,19 +311,19 @@ def lora_table(args, workers, runs, tokens):
           f"activation checkpointing={args.checkpointing}; {args.repeats} updates each after 1 warm-up, "
           f"taking turns; load average at the end {os.getloadavg()[0]:.1f}.\n")
     print("| training | trained parameters | wall s per update | tokens/s (median wall) | CPU s per update (median) "
-          "| peak memory of the process |")
+          f"| peak memory ({'GPU' if workers[next(iter(workers))].said.get('cuda') else 'process'}) |")
     print("|---|---|---|---|---|---|")
     rates, peaks = {}, {}
     for name, r in runs.items():
         wall, cpu = statistics.median(x[0] for x in r), statistics.median(x[1] for x in r)
-        rates[name], peaks[name] = tokens / wall, workers[name].said["peak_gb"]
+        rates[name], peaks[name] = tokens / wall, workers[name].said["peak_gib"]
         print(f"| {name} | {workers[name].said['trained'] / 1e6:.1f} M | {', '.join(f'{x[0]:.1f}' for x in r)} "
-              f"| {rates[name]:.0f} | {cpu:.1f} | {peaks[name]:.2f} GB |")
+              f"| {rates[name]:.0f} | {cpu:.1f} | {peaks[name]:.2f} GiB |")
     (full, lora), (full_peak, lora_peak) = rates.values(), peaks.values()
     print(f"\nLoRA / full fine-tuning: tokens/s {lora / full:.2f}, peak memory {lora_peak / full_peak:.2f}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"full_tok_s": full, "lora_tok_s": lora, "full_peak_gb": full_peak,
-                                               "lora_peak_gb": lora_peak, "lora_rank": args.lora, "tokens": tokens}))
+        Path(args.json).write_text(json.dumps({"full_tok_s": full, "lora_tok_s": lora, "full_peak_gib": full_peak,
+                                               "lora_peak_gib": lora_peak, "lora_rank": args.lora, "tokens": tokens}))
 
 
 if __name__ == "__main__":
