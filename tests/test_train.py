@@ -235,9 +235,20 @@ def test_config_flags_presets_and_clear_errors(tmp_path, capsys):
     for argv, message in ((["--preset", "nope"], "unknown preset 'nope'"),
                           (["--resume"], "--resume needs --out"),
                           (["--feedback", "fake"], "--feedback must be one of"),
-                          (["--config", str(tmp_path / "missing.json")], "does not exist")):
+                          (["--config", str(tmp_path / "missing.json")], "does not exist"),
+                          (["--lora-rank", "-1"], "--lora-rank must be 0"),
+                          (["--lora-rank", "8", "--lora-alpha", "0"], "--lora-alpha above 0")):
         with pytest.raises(SystemExit, match=message):
             rlef.parse_config(argv)
+    # a resumed run keeps its kind of training: its checkpoint holds a whole model, or adapters of one shape
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text(json.dumps({**dataclasses.asdict(cfg), "lora_rank": 8, "lora_alpha": 16.0}))
+    resumed, resume = rlef.parse_config(["--resume", "--out", str(tmp_path / "run"), "--lr", "1e-5"])
+    assert resume and (resumed.lora_rank, resumed.lora_alpha, resumed.lr) == (8, 16.0, 1e-5)
+    for flags in (["--lora-rank", "0"], ["--lora-alpha", "32"]):
+        with pytest.raises(SystemExit, match=r"^error: --resume: the run in .* trained with --lora-rank 8 --lora-alpha 16; "
+                                             r"its checkpoint cannot go on with"):
+            rlef.parse_config(["--resume", "--out", str(tmp_path / "run"), *flags])
 
 
 @pytest.mark.parametrize("args, message", [
