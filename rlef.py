@@ -529,7 +529,8 @@ def check_sync(engine, learner, tokenizer, cfg: Config, sync) -> str | None:
     worst = ppo.all_max(float((engine_after - trainer_after).abs().max()))
     trainer_dtype = "bfloat16" if ppo.computes_in_bf16(cfg) else "float32"
     tolerance = max(SYNC_TOLERANCE[engine_dtype(cfg)], SYNC_TOLERANCE[trainer_dtype])
-    if max(before, after) <= tolerance and moved_engine >= moved_trainer / 2:
+    # (written so that nan fails: a half-loaded vLLM layer scores nan, and max(0.07, nan) is 0.07)
+    if before <= tolerance and after <= tolerance and moved_engine >= moved_trainer / 2:
         return None
     return (f"error: the weight sync check failed: the {cfg.engine} engine ({engine.name}, {engine_dtype(cfg)}; "
             f"trainer in {trainer_dtype}) does not score what the trainer scores. Mean |log p engine - log p trainer| "

@@ -8,7 +8,7 @@ import torch
 import torch.multiprocessing as mp
 
 import ppo
-from test_ppo import assert_same, episodes, free_port, small_config
+from test_ppo import assert_same, episodes, free_port, rewarded_token_run, small_config
 
 
 def lora_config(**kw):
@@ -184,26 +184,10 @@ def vocab16_wide_head(tmp_path_factory):
 
 
 def test_ppo_with_lora_raises_the_probability_of_a_rewarded_token(vocab16_wide_head):
-    """test_ppo's learning test with LoRA (rank 4): p(target) must pass 0.5
-    within 12 updates (it starts below 0.15)."""
+    """test_ppo's learning test (rewarded_token_run) with LoRA (rank 4): p(target)
+    must pass 0.5 within 12 updates (it starts below 0.15)."""
     learner = ppo.build(vocab16_wide_head, lora_config(lr=1e-2, value_lr=1e-2, checkpointing=False))
-    prompt, target = [1, 2, 3], 7
-    generator = torch.Generator().manual_seed(0)
-
-    def next_token_logp():
-        with torch.no_grad():
-            inputs, where = torch.tensor([prompt]), torch.tensor([[False, False, True]])
-            return learner.policy(inputs, torch.ones_like(where), where).log_softmax(-1)[0]
-
-    start, history = next_token_logp()[target].exp().item(), []
-    for _ in range(12):
-        logp = next_token_logp()
-        answers = torch.multinomial(logp.exp(), 32, replacement=True, generator=generator).tolist()
-        ppo.update(learner, [ppo.Sequence(prompt + [a], [0, 0, 0, 1], [0, 0, 0, 1.0 if a == target else -1.0],
-                                          [0, 0, 0, logp[a].item()]) for a in answers])
-        history.append(next_token_logp()[target].exp().item())
-        if history[-1] > 0.5:
-            break
+    start, history = rewarded_token_run(learner)
     assert start < 0.15 and history[-1] > 0.5, (start, history)
 
 

@@ -479,11 +479,10 @@ def vocab16_model(tmp_path_factory):
     return str(folder)
 
 
-def test_ppo_raises_the_probability_of_a_rewarded_token(vocab16_model):
+def rewarded_token_run(learner, updates: int = 12) -> tuple[float, list[float]]:
     """A real PPO loop: sample one-token answers from the policy, reward +1 for
-    the target token and -1 otherwise, update; p(target) must pass 0.5 within
-    12 updates (it starts near 1/16)."""
-    learner = ppo.build(vocab16_model, small_config(lr=1e-2, value_lr=1e-2, checkpointing=False))
+    the target token and -1 otherwise, update. Returns p(target) at the start
+    and after each update, stopping once it passes 0.5."""
     prompt, target = [1, 2, 3], 7
     generator = torch.Generator().manual_seed(0)
 
@@ -495,7 +494,7 @@ def test_ppo_raises_the_probability_of_a_rewarded_token(vocab16_model):
 
     start = next_token_logp()[target].exp().item()
     history = []
-    for _ in range(12):
+    for _ in range(updates):
         logp = next_token_logp()
         answers = torch.multinomial(logp.exp(), 32, replacement=True, generator=generator).tolist()
         ppo.update(learner, [ppo.Sequence(prompt + [a], [0, 0, 0, 1], [0, 0, 0, 1.0 if a == target else -1.0],
@@ -503,4 +502,11 @@ def test_ppo_raises_the_probability_of_a_rewarded_token(vocab16_model):
         history.append(next_token_logp()[target].exp().item())
         if history[-1] > 0.5:
             break
+    return start, history
+
+
+def test_ppo_raises_the_probability_of_a_rewarded_token(vocab16_model):
+    """rewarded_token_run: p(target) must pass 0.5 within 12 updates (it starts near 1/16)."""
+    learner = ppo.build(vocab16_model, small_config(lr=1e-2, value_lr=1e-2, checkpointing=False))
+    start, history = rewarded_token_run(learner)
     assert start < 0.15 and history[-1] > 0.5, (start, history)
