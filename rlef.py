@@ -1038,7 +1038,9 @@ def save_policy(learner, model: str, tokenizer, folder: str) -> None:
 
 def write_atomically(folder: str, write) -> None:
     """Run write(tmp) on every rank, then rename tmp -> folder on rank 0: a
-    folder without the .tmp suffix is always complete."""
+    folder without the .tmp suffix is always complete. A folder it replaces
+    (best/) moves aside to .old first and goes only once the new one is in
+    place: killed in between, the old copy is still whole there."""
     import shutil
     import torch.distributed as dist
     tmp = folder + ".tmp"
@@ -1049,8 +1051,11 @@ def write_atomically(folder: str, write) -> None:
     write(tmp)
     dist.barrier()
     if dist.get_rank() == 0:
-        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(folder + ".old", ignore_errors=True)
+        if os.path.exists(folder):
+            os.rename(folder, folder + ".old")
         os.rename(tmp, folder)
+        shutil.rmtree(folder + ".old", ignore_errors=True)
     dist.barrier()
 
 
@@ -1386,6 +1391,9 @@ def main(argv: list[str] | None = None) -> None:
     check_memory(model, cfg, world, judge_model)
     if resume and not checkpoints(cfg.out):
         raise SystemExit(f"error: --resume: no checkpoint in {cfg.out}/checkpoints")
+    if not resume and os.path.exists(os.path.join(cfg.out, "config.json")):  # its logs would be appended to
+        raise SystemExit(f"error: {cfg.out} already holds a run (its config.json): --resume continues it; "
+                         f"a new run needs another --out, or that folder deleted")
     try:  # (cheap: a pool of fresh interpreters)
         sandbox = Sandbox(workers=cfg.sandbox_workers, allow_unisolated=cfg.allow_unisolated)
     except sandbox_module.IsolationError as e:

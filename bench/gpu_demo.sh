@@ -77,6 +77,7 @@ call2() {
     "$PY" -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
     local res="${OUT:?OUT: the folder whose files come back (the device tool sets it)}/results/gpu-demo" status=0
     mkdir -p "$res"
+    rm -rf "$RUN"   # a repeated call 2 starts a new run (rlef refuses a run folder that holds one)
     timeout "$TRAIN_TIMEOUT" "$TORCHRUN" --nproc_per_node 1 rlef.py "${TRAIN[@]}" --out "$RUN" 2>&1 \
         | tee "$res/train.log" || status=$?
     for f in config.json metrics.jsonl transcripts.jsonl; do

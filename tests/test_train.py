@@ -265,6 +265,20 @@ def test_bad_runs_fail_before_any_heavy_work(args, message, tmp_path, monkeypatc
     assert not (tmp_path / "run").exists()
 
 
+def test_a_new_run_into_a_run_folder_is_refused(tmp_path, monkeypatch):
+    """Without --resume, a folder that holds a run (config.json) is refused: the
+    new run's logs would be appended to the old run's, and nothing is touched."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    (run / "metrics.jsonl").write_text('{"step": 1}\n')
+    with pytest.raises(SystemExit, match=r"^error: .*/run already holds a run \(its config.json\): --resume continues it"):
+        rlef.main(["--preset", "smoke", "--out", str(run)])
+    assert sorted(p.name for p in run.iterdir()) == ["config.json", "metrics.jsonl"]
+    assert (run / "metrics.jsonl").read_text() == '{"step": 1}\n'
+
+
 def test_too_little_memory_is_refused(smollm2, monkeypatch):
     monkeypatch.setattr(os, "sysconf", lambda name: 1024 if name == "SC_PHYS_PAGES" else 4096)  # 4 MiB
     with pytest.raises(SystemExit, match=r"134 B parameters|0.13 B parameters"):
