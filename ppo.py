@@ -650,8 +650,8 @@ def policy_weights(learner: Learner):
 def save_adapter(learner: Learner, folder: str, base_model: str) -> None:
     """The policy adapter in peft's file format (adapter_config.json,
     adapter_model.safetensors), which `PeftModel.from_pretrained(base, folder)`
-    loads (tests/test_lora.py) and vLLM's LoRA loading reads. A collective;
-    rank 0 writes."""
+    and vLLM's LoRA loading (a LoRARequest) take: tests/test_lora.py and
+    tests/test_engines.py. A collective; rank 0 writes."""
     import json
     from safetensors.torch import save_file
     shared, cfg = learner.policy.shared, learner.config

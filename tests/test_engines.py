@@ -263,6 +263,42 @@ def test_sync_check_passes_a_correct_sync_and_refuses_a_broken_one(name, tuning,
     assert all(torch.equal(v, before[k]) for k, v in weights())
 
 
+@pytest.fixture(scope="module")
+def vllm_lora(smollm2):
+    """A vLLM engine with its own LoRA support on (enable_lora). It lives as long
+    as the module's other engines: shutting one down in-process tears down vLLM's
+    parallel groups, which the others share."""
+    import gc
+    from vllm import LLM
+    llm = LLM(**rlef.vllm_args(smollm2, Config(engine_dtype="float32", max_context=1024)),
+              enable_lora=True, max_lora_rank=8, max_loras=1)
+    yield llm
+    del llm
+    gc.collect()
+
+
+def test_vllm_loads_the_saved_adapter_and_scores_the_trained_policy(lora_learner, vllm_lora, smollm2, tmp_path):
+    """The policy adapter in peft's format (ppo.save_adapter), loaded by vLLM's own
+    LoRA support (a LoRARequest), scores the fixed conversation as the trainer's
+    policy does (fp32: to ~1e-5), and not as the base model does."""
+    import ppo
+    from vllm import SamplingParams
+    from vllm.inputs import TokensPrompt
+    from vllm.lora.request import LoRARequest
+    ppo.save_adapter(lora_learner, str(tmp_path / "adapter"), smollm2)
+    ids = rlef.render(data.load_tokenizer(smollm2), rlef.SYNC_CHECK_MESSAGES)
+    trainer = ppo.sequence_logp(lora_learner, ids)
+
+    def score(lora):
+        out = vllm_lora.generate([TokensPrompt(prompt_token_ids=ids)], SamplingParams(temperature=0.0, max_tokens=1, prompt_logprobs=0),
+                                 use_tqdm=False, lora_request=lora)[0]
+        return torch.tensor([lp[t].logprob for t, lp in zip(ids[1:], out.prompt_logprobs[1:], strict=True)])
+
+    adapted, base = score(LoRARequest("policy", 1, str(tmp_path / "adapter"))), score(None)
+    assert (adapted - trainer).abs().mean() < 1e-4
+    assert (base - trainer).abs().mean() > 100 * (adapted - trainer).abs().mean()
+
+
 def test_a_folder_with_the_wrong_eos_gives_the_same_greedy_evaluation(smollm2, smollm2_wrong_eos, vllm_training, hf):
     """transformers 4.56 to 5.17 wrote <|im_start|> as SmolLM2's eos: a run with
     such a folder died in step 2 (an assertion on what the model sampled). The
