@@ -365,14 +365,24 @@ class ValueModel(nn.Module):
     def __init__(self, backbone: nn.Module):
         super().__init__()
         self.model = backbone
-        self.value_head = nn.Linear(backbone.config.hidden_size, 1)
-        nn.init.zeros_(self.value_head.weight)
-        nn.init.zeros_(self.value_head.bias)
+        self.value_head = self.zero_head(backbone.config.hidden_size)
 
     def forward(self, inputs, attention, where):
         hidden = self.model(input_ids=inputs, attention_mask=attention, use_cache=False).last_hidden_state
+        return self.values(self.value_head, hidden[where])
+
+    @staticmethod
+    def zero_head(hidden_size: int) -> nn.Linear:
+        head = nn.Linear(hidden_size, 1)
+        nn.init.zeros_(head.weight)
+        nn.init.zeros_(head.bias)
+        return head
+
+    @staticmethod
+    def values(head: nn.Linear, hidden: torch.Tensor) -> torch.Tensor:
+        """The scalar head in fp32, outside autocast."""
         with torch.autocast(hidden.device.type, enabled=False):
-            return self.value_head(hidden[where].float()).flatten().clone()  # FSDP2 wants no views
+            return head(hidden.float()).flatten().clone()  # FSDP2 wants no views
 
 
 class LoRALinear(nn.Module):
@@ -441,21 +451,20 @@ class LoRAModel(nn.Module):
             for child, linear in list(module.named_children()):
                 if isinstance(linear, nn.Linear):
                     setattr(module, child, LoRALinear(linear, rank, alpha, ("policy", "value"), f"{name}.{child}"))
-        self.value_head = nn.Linear(lm.config.hidden_size, 1)
-        nn.init.zeros_(self.value_head.weight)
-        nn.init.zeros_(self.value_head.bias)
+        self._adapted = [(name, m) for name, m in self.named_modules() if isinstance(m, LoRALinear)]
+        self.value_head = ValueModel.zero_head(lm.config.hidden_size)
         self.temperature = temperature
 
     def adapted(self) -> list[tuple[str, LoRALinear]]:
-        return [(name, m) for name, m in self.named_modules() if isinstance(m, LoRALinear)]
+        """(name, layer) of every LoRALinear (found once: forward sets them all)."""
+        return self._adapted
 
     def forward(self, inputs, attention, where, role: str):
-        for _, m in self.adapted():
+        for _, m in self._adapted:
             m.adapter = self.ADAPTER[role]
         hidden = self.model(input_ids=inputs, attention_mask=attention, use_cache=False).last_hidden_state
-        if role == "value":   # as ValueModel
-            with torch.autocast(hidden.device.type, enabled=False):
-                return self.value_head(hidden[where].float()).flatten().clone()
+        if role == "value":
+            return ValueModel.values(self.value_head, hidden[where])
         return self.lm_head(hidden[where]).float() / self.temperature   # as CausalLM
 
 
@@ -643,7 +652,7 @@ def policy_weights(learner: Learner):
     for name, param in shared.named_parameters():
         if name in adapted:
             yield name, adapted[name].merged("policy")
-        elif ".lora_" not in name and not name.startswith("value_head."):
+        elif not param.requires_grad:   # the base (the trained ones are the adapters and the value head)
             yield name, full(param)
 
 

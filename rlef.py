@@ -931,9 +931,10 @@ def parse_config(argv: list[str] | None = None) -> tuple[Config, bool]:
                           ("engine_dtype", ("auto", "bfloat16", "float16", "float32"))):
         if getattr(cfg, name) not in allowed:
             raise SystemExit(f"error: --{name.replace('_', '-')} must be one of {', '.join(allowed)}")
-    if resume and (cfg.lora_rank, cfg.lora_alpha) != (defaults.get("lora_rank", 0), defaults.get("lora_alpha", 64.0)):
-        raise SystemExit(f"error: --resume: the run in {cfg.out} trained with --lora-rank {defaults.get('lora_rank', 0)} "
-                         f"--lora-alpha {defaults.get('lora_alpha', 64.0):g}; its checkpoint cannot go on with "
+    trained = (defaults.get("lora_rank", Config.lora_rank), defaults.get("lora_alpha", Config.lora_alpha))
+    if resume and (cfg.lora_rank, cfg.lora_alpha) != trained:
+        raise SystemExit(f"error: --resume: the run in {cfg.out} trained with --lora-rank {trained[0]} "
+                         f"--lora-alpha {trained[1]:g}; its checkpoint cannot go on with "
                          f"--lora-rank {cfg.lora_rank} --lora-alpha {cfg.lora_alpha:g}")
     if cfg.lora_rank < 0 or cfg.lora_alpha <= 0:
         raise SystemExit(f"error: --lora-rank must be 0 (full fine-tuning) or more, and --lora-alpha above 0 "

@@ -282,12 +282,7 @@ def main():
     if args.lora:
         return lora_table(args, workers, runs, tokens)
     precision = workers["TRL 1.12.0 PPOTrainer"].said["mixed_precision"]
-    print(f"\nOne PPO update (policy + value), {Path(args.model).name}, {args.threads} torch threads each: "
-          f"B={args.batch} episodes x (P={args.prompt} + R={args.answer}) tokens = {tokens} tokens, "
-          f"K={args.minibatches} optimizer steps, microbatch {args.micro} episodes, "
-          f"bf16 autocast={args.bf16} (TRL accelerate: {precision}), "
-          f"activation checkpointing={args.checkpointing}; {args.repeats} updates each after 1 warm-up, "
-          f"taking turns; load average at the end {os.getloadavg()[0]:.1f}.\n")
+    print(describe(args, tokens, f" (TRL accelerate: {precision})"))
     print("| implementation | wall s per update | tokens/s (median wall) | CPU s per update (median) "
           "| of which in the kernel | minor page faults (median) |")
     print("|---|---|---|---|---|---|")
@@ -304,12 +299,18 @@ def main():
         Path(args.json).write_text(json.dumps({"ours_tok_s": now, "ours_before_tok_s": before, "trl_tok_s": trl,
                                                "tokens": tokens, "checkpointing": args.checkpointing}))
 
+def describe(args, tokens: int, precision_note: str = "") -> str:
+    """The line above a table: the work every contender did."""
+    return (f"\nOne PPO update (policy + value), {Path(args.model).name}, {args.threads} torch threads each: "
+            f"B={args.batch} episodes x (P={args.prompt} + R={args.answer}) tokens = {tokens} tokens, "
+            f"K={args.minibatches} optimizer steps, microbatch {args.micro} episodes, "
+            f"bf16 autocast={args.bf16}{precision_note}, "
+            f"activation checkpointing={args.checkpointing}; {args.repeats} updates each after 1 warm-up, "
+            f"taking turns; load average at the end {os.getloadavg()[0]:.1f}.\n")
+
+
 def lora_table(args, workers, runs, tokens):
-    print(f"\nOne PPO update (policy + value), {Path(args.model).name}, {args.threads} torch threads each: "
-          f"B={args.batch} episodes x (P={args.prompt} + R={args.answer}) tokens = {tokens} tokens, "
-          f"K={args.minibatches} optimizer steps, microbatch {args.micro} episodes, bf16 autocast={args.bf16}, "
-          f"activation checkpointing={args.checkpointing}; {args.repeats} updates each after 1 warm-up, "
-          f"taking turns; load average at the end {os.getloadavg()[0]:.1f}.\n")
+    print(describe(args, tokens))
     print("| training | trained parameters | wall s per update | tokens/s (median wall) | CPU s per update (median) "
           f"| peak memory ({'GPU' if workers[next(iter(workers))].said.get('cuda') else 'process'}) |")
     print("|---|---|---|---|---|---|")
