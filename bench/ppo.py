@@ -13,7 +13,9 @@ Each contender is a process of its own (`--worker`), and they take turns,
 update by update: ours as it is; ours "before", with glibc's malloc set as
 rlef's loop set it until 2026-12 (every block of 1 MB or more mapped on malloc
 and unmapped on free; ppo.keep_freed_memory says why that put a third of the
-update's CPU time in the kernel); TRL, with glibc's defaults. The table shows
+update's CPU time in the kernel), or with `--before DIR` the ppo.py of another
+checkout (`git worktree add DIR REV`), to measure a change; TRL, with glibc's
+defaults. The table shows
 each one's CPU time in the kernel and its minor page faults. A new contender
 is a name in CONTENDERS and a branch in `worker`.
 
@@ -38,6 +40,7 @@ compute in bf16 as ours do.
 
     .venv/bin/python bench/ppo.py                       # B=16, P=R=128, K=2, M=4
     .venv/bin/python bench/ppo.py --repeats 5 --no-checkpointing
+    git worktree add /tmp/rlef-old HEAD~1 && .venv/bin/python bench/ppo.py --before /tmp/rlef-old
 
 With `--lora R` the contenders are ours with full fine-tuning and ours with
 LoRA of rank R (ppo.LoRAModel: one frozen base, two adapters), on the same
@@ -172,7 +175,8 @@ def allocator_before() -> None:
 
 def rlef_worker(args):
     """Our update, once per line on stdin, answering with its clocks."""
-    sys.path.insert(0, str(ROOT))
+    other = args.worker == "rlef-before" and args.before
+    sys.path.insert(0, str(Path(args.before).resolve() if other else ROOT))
     import torch
     import ppo
     torch.set_num_threads(args.threads)
@@ -180,7 +184,7 @@ def rlef_worker(args):
                            bf16=args.bf16, checkpointing=args.checkpointing,
                            lora_rank=args.lora if args.worker == "rlef-lora" else 0)
     learner = ppo.build(args.model, config)      # (on CPU: ppo.keep_freed_memory)
-    if args.worker == "rlef-before":
+    if args.worker == "rlef-before" and not other:
         allocator_before()
     prompts, answers = episode_tokens(args)
     sequences = [ppo.Sequence(p + a, [0] * len(p) + [1] * len(a),
@@ -202,6 +206,19 @@ def rlef_worker(args):
 CONTENDERS = {"rlef ppo.py, before (glibc unmaps blocks >= 1 MB)": "rlef-before",
               "rlef ppo.py": "rlef",
               "TRL 1.12.0 PPOTrainer": "trl"}
+
+
+def contenders(args) -> dict[str, str]:
+    if args.lora:
+        return {"rlef ppo.py, full fine-tuning": "rlef", f"rlef ppo.py, LoRA rank {args.lora}": "rlef-lora"}
+    if not args.before:
+        return CONTENDERS
+    if not (Path(args.before) / "ppo.py").is_file():
+        sys.exit(f"error: --before {args.before}: no ppo.py there (make one with: git worktree add DIR REV)")
+    rev = subprocess.run(["git", "-C", args.before, "log", "-1", "--format=%h %cs"],
+                         capture_output=True, text=True).stdout.strip() or "not a git checkout"
+    return {f"rlef ppo.py, before ({args.before}: {rev})": "rlef-before", **{
+        name: kind for name, kind in CONTENDERS.items() if kind != "rlef-before"}}
 
 
 class Worker:
@@ -253,6 +270,8 @@ def main():
     parser.add_argument("--trl-python", default="/tmp/trl-venv/bin/python")
     parser.add_argument("--json", default="", help="also write the medians to this file (bench/all.py)")
     parser.add_argument("--lora", type=int, default=0, help="compare full fine-tuning with LoRA of this rank instead")
+    parser.add_argument("--before", default="", metavar="DIR",
+                        help="the 'before' row: ppo.py of this other checkout (git worktree add DIR REV)")
     parser.add_argument("--worker", choices=sorted(set(CONTENDERS.values())) + ["rlef-lora"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.model is None:
@@ -262,9 +281,7 @@ def main():
     if args.worker:
         return trl_worker(args) if args.worker == "trl" else rlef_worker(args)
 
-    contenders = CONTENDERS if not args.lora else {
-        "rlef ppo.py, full fine-tuning": "rlef", f"rlef ppo.py, LoRA rank {args.lora}": "rlef-lora"}
-    workers = {name: Worker(kind, args) for name, kind in contenders.items()}   # they load side by side
+    workers = {name: Worker(kind, args) for name, kind in contenders(args).items()}   # they load side by side
     for w in workers.values():
         w.ready()
     for w in workers.values():        # warm-up

@@ -341,6 +341,30 @@ def test_policy_log_probs_are_those_of_the_tempered_distribution(tiny_model):
         torch.testing.assert_close(z.log_softmax(-1), (raw / 0.5).log_softmax(-1), rtol=0, atol=1e-5)
 
 
+def test_token_log_probs_and_entropy_match_a_loop():
+    """log pi(a) = z_a - log sum_b exp(z_b), and H = -sum_a p(a) log p(a), per
+    policy position, against a loop in float64 (logits of a wide range)."""
+    inputs = torch.tensor([[3, 1, 4, 1, 5], [9, 2, 6, 5, 3]])
+    policy = torch.tensor([[0, 1, 1, 0, 1], [1, 1, 0, 0, 0]], dtype=torch.bool)
+    actions = torch.tensor([[0, 7, 2, 0, 5], [1, 0, 0, 0, 0]])
+    z = rand(int(policy.sum()), 11, seed=3) * 20
+
+    def model(inputs_, attention, where):
+        assert torch.equal(where, policy)
+        return z.clone()
+
+    mb = dict(inputs=inputs, attention=torch.ones_like(inputs), policy=policy, actions=actions)
+    logp, logits = ppo.token_logp(model, mb)
+    H = ppo.entropy(logits)
+    for j, a in enumerate(actions[policy].tolist()):
+        row = z[j].tolist()
+        top = max(row)
+        log_norm = top + math.log(sum(math.exp(x - top) for x in row))
+        assert abs(logp[j].item() - (row[a] - log_norm)) < 1e-12
+        p = [math.exp(x - log_norm) for x in row]
+        assert abs(H[j].item() + sum(q * math.log(q) for q in p if q > 0)) < 1e-12
+
+
 def test_micro_batching_does_not_change_the_update(tiny_model):
     """Gradient accumulation over 1-row microbatches gives the same weights as
     one microbatch per step: the loss is normalised per minibatch, not per microbatch."""
