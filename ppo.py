@@ -732,7 +732,7 @@ def sequence_logp(learner: Learner, ids: list[int]) -> torch.Tensor:
     with bf16_autocast(learner.config):
         logits = learner.policy(inputs, torch.ones_like(inputs), torch.ones_like(inputs, dtype=torch.bool))
     logits = logits * learner.policy.temperature   # the policy divides by T: back to T = 1
-    return (logits.gather(1, torch.tensor(ids[1:], device=device())[:, None])[:, 0] - logits.logsumexp(-1)).cpu()
+    return -F.cross_entropy(logits, torch.tensor(ids[1:], device=device()), reduction="none").cpu()
 
 
 # The trained parameters only: a frozen base is loaded from the model, not saved
