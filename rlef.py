@@ -1220,8 +1220,8 @@ def evaluate(engine, sandbox, tokenizer, problems: list[Problem], cfg: Config, u
         mean, lo, hi = bootstrap(list(scores.values()))
         out.update({key: mean, key + "_lo": lo, key + "_hi": hi})
         if before is not None:
-            first = before[f"{mode}-turn"][figure]
-            mean, lo, hi = paired_change([first[p] for p in scores], list(scores.values()))
+            first, names = before[f"{mode}-turn"][figure], sorted(scores)  # in name order, as eval.compare
+            mean, lo, hi = paired_change([first[p] for p in names], [scores[p] for p in names])
             out.update({key + "_change": mean, key + "_change_lo": lo, key + "_change_hi": hi})
     return out, per_problem
 

@@ -315,6 +315,7 @@ def test_two_ranks_share_one_tensor_parallel_engine(small_model, tmp_path):
     prompts at every turn, or it hangs: they play the same problems with the
     same seed and share one sandbox's results; each trains on its half of the
     episodes, so every episode is counted once (conftest's small model)."""
+    from eval import compare
     out = tmp_path / "run"
     done = subprocess.run([*TORCHRUN, "rlef.py", "--preset", "smoke", "--model", small_model, "--out", str(out),
                            "--tensor-parallel-size", "2", "--samples-per-problem", "2", "--steps", "1",
@@ -330,3 +331,7 @@ def test_two_ranks_share_one_tensor_parallel_engine(small_model, tmp_path):
         assert change[0] <= change[1] <= change[2]
         before, after = (json.loads((out / "evals" / f"{split}-step{s}.json").read_text()) for s in (0, 1))
         assert before.keys() == after.keys()
+        # `eval.py --compare` of the two files the run wrote gives the run's own figures
+        same = compare(*(str(out / "evals" / f"{split}-step{s}.json") for s in (0, 1)))
+        c = same["changes"]["multi-turn"]["1@2"]
+        assert [c["lo"], c["mean"], c["hi"]] == pytest.approx(change)
