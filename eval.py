@@ -32,7 +32,8 @@ Estimators (per problem, then averaged over problems):
 - Intervals: bootstrap over problems, 200 resamples, 2.5 / 97.5 percentiles.
 - A change between two evaluations of the same problems: the mean of the
   per-problem differences, its interval a paired bootstrap (the same
-  resampled problems for both). See `paired_change`.
+  resampled problems for both), problems paired by name. See `paired_change`
+  and `problem_change`.
 Top to bottom: the estimators, per-problem scores and comparisons, output
 (table, plots), the command line. docs/evaluation.md explains the figures exactly.
 """
@@ -131,6 +132,17 @@ def paired_change(before: list[float], after: list[float], resamples: int = 200,
     return bootstrap(np.subtract(after, before, dtype=float), resamples, seed)
 
 
+def problem_change(before: dict[str, float], after: dict[str, float]) -> tuple[float, float, float]:
+    """`paired_change` of two {problem: score} maps of the same problems, paired
+    by name and taken in name order, so that the interval does not depend on
+    the order the scores were gathered in (rlef's run and `--compare` agree)."""
+    if before.keys() != after.keys():
+        raise ValueError(f"paired scores need the same problems, got {len(before)} and {len(after)} "
+                         f"({len(before.keys() ^ after.keys())} in one only)")
+    names = sorted(after)
+    return paired_change([before[n] for n in names], [after[n] for n in names])
+
+
 # -------- Per-problem scores from episodes or samples --------------------
 
 def by_problem(pairs) -> dict[str, list]:
@@ -198,14 +210,14 @@ def compare(before_path: str, after_path: str) -> dict:
     if not shared:
         raise SystemExit(f"error: {before_path} and {after_path} have no figure in common "
                          f"({', '.join(map(' '.join, before))} vs {', '.join(map(' '.join, after))})")
-    names = sorted(problems[0])
     changes = {}
     for column, figure in shared:
-        b, a = ([file[column, figure][n] for n in names] for file in (before, after))
-        mean, lo, hi = paired_change(b, a)
-        changes.setdefault(column, {})[figure] = {"before": float(np.mean(b)), "after": float(np.mean(a)),
+        b, a = before[column, figure], after[column, figure]
+        mean, lo, hi = problem_change(b, a)
+        changes.setdefault(column, {})[figure] = {"before": float(np.mean(list(b.values()))),
+                                                  "after": float(np.mean(list(a.values()))),
                                                   "mean": mean, "lo": lo, "hi": hi}
-    return {"before": before_path, "after": after_path, "problems": len(names), "changes": changes}
+    return {"before": before_path, "after": after_path, "problems": len(problems[0]), "changes": changes}
 
 
 def comparison_table(changes: dict) -> str:

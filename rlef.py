@@ -1194,13 +1194,13 @@ def evaluate(engine, sandbox, tokenizer, problems: list[Problem], cfg: Config, u
     """1@3 of a held-out split, with feedback and with independent samples,
     after `updates` PPO steps: the metrics `{name}/multi_1@3`, `{name}/single_1@3`
     with bootstrap intervals from eval.py, and with `before` (step 0's
-    per-problem scores) their paired change from it (`_change`, eval.paired_change).
+    per-problem scores) their paired change from it (`_change`, eval.problem_change).
     Also returns the per-problem scores ({mode: {"1@3": {problem: score}}}, as
     eval.py's result files keep them). Problems are shared out among the
     engines (`engine_group`; `group`: see run_many)."""
     import torch
     import torch.distributed as dist
-    from eval import bootstrap, by_problem, paired_change
+    from eval import bootstrap, by_problem, problem_change
     engine_index, engines, member = engine_group(cfg, dist.get_rank(), dist.get_world_size())
     problems = problems[:cfg.eval_limit or None]
     mine = [p for p in problems[engine_index::engines] for _ in range(cfg.eval_rollouts)]
@@ -1220,8 +1220,7 @@ def evaluate(engine, sandbox, tokenizer, problems: list[Problem], cfg: Config, u
         mean, lo, hi = bootstrap(list(scores.values()))
         out.update({key: mean, key + "_lo": lo, key + "_hi": hi})
         if before is not None:
-            first, names = before[f"{mode}-turn"][figure], sorted(scores)  # in name order, as eval.compare
-            mean, lo, hi = paired_change([first[p] for p in names], [scores[p] for p in names])
+            mean, lo, hi = problem_change(before[f"{mode}-turn"][figure], scores)
             out.update({key + "_change": mean, key + "_change_lo": lo, key + "_change_hi": hi})
     return out, per_problem
 

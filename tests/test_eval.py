@@ -14,7 +14,7 @@ import pytest
 import numpy as np
 
 from eval import (bootstrap, main, markdown_table, n_at_k, n_at_k_scores, paired_change, pass_at_k, pass_scores,
-                  plot_turn_breakdown, with_intervals)
+                  plot_turn_breakdown, problem_change, with_intervals)
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -172,6 +172,23 @@ def test_paired_change_against_an_independent_bootstrap():
     assert paired_change([0.5, 1.0], [0.5, 1.0]) == (0.0, 0.0, 0.0)
     with pytest.raises(ValueError, match="same problems"):
         paired_change([0.5], [0.5, 1.0])
+
+
+def test_problem_change_pairs_by_name_whatever_the_order():
+    """{problem: score} maps are paired by name and resampled in name order: the
+    same scores gathered in another order (a run's ranks, a file's keys) give the
+    same interval, the one of `paired_change` over the names sorted."""
+    before, after = correlated_scores(n=60)
+    names = [f"p{(i * 37) % 60:02d}" for i in range(60)]   # not in name order
+    b, a = dict(zip(names, before)), dict(zip(names, after))
+    order = sorted(range(60), key=lambda i: names[i])
+    expected = paired_change(list(before[order]), list(after[order]))
+    assert problem_change(b, a) == pytest.approx(expected)
+    assert problem_change(dict(reversed(b.items())), a) == problem_change(b, dict(reversed(a.items())))
+    assert problem_change(b, a) == problem_change(dict(reversed(b.items())), dict(reversed(a.items())))
+    assert paired_change(list(before), list(after)) != pytest.approx(expected)   # the order matters to the draw
+    with pytest.raises(ValueError, match="same problems"):
+        problem_change(b, {**a, "extra": 1.0})
 
 
 # ---------------------------------------------------------------- --compare
