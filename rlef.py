@@ -711,10 +711,24 @@ def release_memory() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e9
 
 
-def peak_rss_gb() -> float:
-    """The most memory this process has held so far (ru_maxrss is in KB on Linux)."""
-    import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+def peak_rss_gb(reset: bool = False) -> float:
+    """The most memory this process has held since the last reset (VmHWM of
+    /proc/self/status), in GB; `reset` then starts a new window (writing 5 to
+    /proc/self/clear_refs, Linux >= 4.0), so a step's peak is its own and not the
+    largest of all steps before it. Where Linux refuses the reset, the window is
+    the process's life, and the first refusal says so."""
+    with open("/proc/self/status") as f:
+        peak = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1e6
+    if reset:
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+        except OSError as e:
+            if not getattr(peak_rss_gb, "refused", False):
+                print(f"rlef: cannot reset the peak memory counter ({e}): memory/peak_rss_gb is "
+                      "the peak since the start, not each step's", file=sys.stderr)
+            peak_rss_gb.refused = True
+    return peak
 
 
 def rollout(engine, sandbox: Sandbox, tokenizer, problems: list[Problem], cfg: Config,
@@ -1498,6 +1512,7 @@ def main(argv: list[str] | None = None) -> None:
         rng = random.Random(f"{cfg.seed}-{step}-{engine_index}")
         times = Counter()
         tic = time.perf_counter()
+        peak_rss_gb(reset=True)
         status.prefix = f"step {step + 1}: "
         engine.wake()
         episodes = rollout(engine, sandbox, tokenizer, problems_for_step(train, cfg, step, engine_index, engines),

@@ -295,6 +295,22 @@ def test_a_jump_of_the_engine_trainer_gap_warns():
     assert rlef.drift_warning([1e-5, 2e-5, 1e-5, 5e-3]) is None and rlef.drift_warning([1e-5] * 3 + [0.02])
 
 
+def test_a_steps_peak_memory_is_its_own():
+    """memory/peak_rss_gb is the step's peak: a large block touched before the
+    reset and freed does not count in the next window; one touched after does."""
+    import mmap
+    block = mmap.mmap(-1, 1 << 30)           # 1 GB of our own, given back by close()
+    block.write(b"x" * (1 << 30))
+    block.close()
+    before = rlef.peak_rss_gb(reset=True)
+    assert before >= rlef.release_memory() + 0.9
+    assert rlef.peak_rss_gb() < before - 0.9  # the 1 GB that was freed is forgotten
+    block = mmap.mmap(-1, 1 << 29)
+    block.write(b"x" * (1 << 29))
+    block.close()
+    assert rlef.peak_rss_gb() >= rlef.release_memory() + 0.45
+
+
 def test_problems_for_step_is_a_function_of_the_step():
     import data
     train = data.load_easy("train")
