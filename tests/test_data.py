@@ -316,7 +316,6 @@ def test_the_embedded_model_is_converted_with_its_end_of_turn_as_eos(smollm2):
 TRANSFORMERS_5_17 = ["transformers==5.17.0", "huggingface-hub==1.33.0"]
 
 
-@pytest.mark.slow
 def test_conversion_under_transformers_5_17_is_correct_and_replaces_an_older_one(smollm2_wrong_eos, tmp_path):
     """transformers 4.56 to 5.17 read the GGUF's eos as <|im_start|>. Under 5.17
     (installed once into a side folder of the user cache), a cached folder

@@ -91,7 +91,6 @@ def test_every_command_in_the_readme_names_flags_its_program_has():
     assert unknown == []
 
 
-@pytest.mark.slow
 def test_every_command_in_the_docs_names_flags_its_program_has():
     unknown = [(page.name, program, flag) for page in PAGES[1:] for program, flags in commands(page)
                for flag in flags if flag not in flags_of(program)]

@@ -16,8 +16,6 @@ import rlef
 from rlef import Config
 from sandbox import Sandbox
 
-pytestmark = pytest.mark.slow
-
 PROMPTS = ["Read two integers from standard input and print their sum.",
            "Write a Python function `add(a, b)` that returns a + b.",
            "Print the words hello and world on one line."]

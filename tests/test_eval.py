@@ -340,7 +340,6 @@ def test_plots(tmp_path, capsys):
 
 # ---------------------------------------------------------------- the CLI on a tiny run
 
-@pytest.mark.slow
 def test_eval_cli_on_a_tiny_run(tmp_path):
     out, plots = tmp_path / "results.json", tmp_path / "plots"
     run = subprocess.run([sys.executable, "eval.py", "--data", "easy:test", "--limit", "3", "--rollouts", "1",

@@ -222,7 +222,6 @@ def lora_worker(rank, world, port, model, out, shares, checkpoint):
     dist.destroy_process_group()
 
 
-@pytest.mark.slow
 def test_two_ranks_train_with_lora_as_one_does(tiny_model, tmp_path):
     """FSDP2 over two gloo ranks, the frozen base sharded with the adapters:
     the same 8 episodes split 6 + 2 give one rank's adapters, value head and

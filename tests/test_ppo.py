@@ -464,7 +464,6 @@ def fsdp_worker(rank, world, port, model, out, shares, checkpoint):
     dist.destroy_process_group()
 
 
-@pytest.mark.slow
 def test_fsdp_one_and_two_ranks_agree(tiny_model, tmp_path):
     """The same 8 episodes, two updates of 2 optimizer steps each, per-turn and
     per-token values: once on one rank (this process), once split unevenly over

@@ -104,7 +104,6 @@ def test_a_batch_gives_the_same_p_as_one_at_a_time(tiny_model, discriminator):
     assert discriminator.forward_passes == passes
 
 
-@pytest.mark.slow
 def test_discriminator_on_smollm2_in_bf16_agrees_with_fp32(smollm2):
     """The default set-up (the run's model, bf16, batches with left padding) on
     easy-set problems, with the reference solution and a broken one each,

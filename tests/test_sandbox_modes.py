@@ -26,8 +26,7 @@ FILES = ["sandbox.py", "pytest.ini", "tests/conftest.py", "tests/confine.py", "t
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"  # the README's set-up (make install) puts it there
 AS_NOBODY = ("submounts", "old-kernel", "userns-refused", "apparmor", "no-landlock", "delegated")
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(os.geteuid() != 0, reason="setting the conditions up needs root")]
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="setting the conditions up needs root")
 
 
 @pytest.fixture(scope="module", params=["venv", "system"])
