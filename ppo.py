@@ -39,6 +39,19 @@ import time
 import zlib
 from dataclasses import dataclass
 
+# oneDNN (PyTorch's CPU matmuls) and ideep keep a compiled kernel for every shape
+# they meet, up to 1,024 each (ONEDNN_PRIMITIVE_CACHE_CAPACITY, LRU_CACHE_CAPACITY).
+# A microbatch's shapes are its length and its number of policy tokens: new at
+# almost every microbatch, so the caches filled up with kernels used once, ~60 MB
+# an update on SmolLM2, and their blocks, made among an update's freed
+# activations, cut glibc's heap into pieces the next update's tensors did not fit:
+# a rank's peak rose at every step (docs/results.md, bench/memory.py). 128
+# kernels are more than one microbatch's forward and backward use, so every
+# layer after the first still finds its kernels. Read at the first matmul: set
+# before torch computes anything, and only where the user has not.
+for _cache in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY"):
+    os.environ.setdefault(_cache, "128")
+
 import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp

@@ -2,9 +2,14 @@
 gradients, the episode layout, FSDP2 with 1 vs 2 gloo ranks, and a real PPO run
 that learns."""
 import copy
+import ctypes
 import math
+import os
 import random
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +17,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import ppo
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -363,6 +370,47 @@ def test_token_log_probs_and_entropy_match_a_loop():
         assert abs(logp[j].item() - (row[a] - log_norm)) < 1e-12
         p = [math.exp(x - log_norm) for x in row]
         assert abs(H[j].item() + sum(q * math.log(q) for q in p if q > 0)) < 1e-12
+
+
+KERNEL_CACHE_GROWTH = """
+import ctypes, gc, random, sys
+sys.path.insert(0, sys.argv[2])
+import ppo
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = MallInfo2
+learner = ppo.build(sys.argv[1], ppo.PPOConfig(minibatches=2, micro_tokens=2048, checkpointing=False))
+g, used = random.Random(0), []
+for update in range(12):
+    batch = []
+    for _ in range(8):   # a new length and a new count of policy tokens in every microbatch
+        prompt, answer = g.randint(50, 400), g.randint(20, 200)
+        batch.append(ppo.Sequence([g.randrange(100, 40000) for _ in range(prompt + answer)], [0] * prompt + [1] * answer,
+                                  [0.0] * (prompt + answer - 1) + [1.0], [0.0] * prompt + [-2.0] * answer))
+    ppo.update(learner, batch)
+    gc.collect()
+    used.append(libc.mallinfo2().uordblks)
+print((used[-1] - used[7]) / 4 / 1e6)   # MB more in live blocks per update, once 128 kernels are cached
+"""
+
+
+@pytest.mark.skipif(not hasattr(ctypes.CDLL(None), "mallinfo2"), reason="needs glibc >= 2.33 (mallinfo2)")
+def test_updates_of_new_shapes_do_not_keep_memory(tiny_model):
+    """ppo bounds oneDNN's and ideep's kernel caches (128 kernels each): once
+    they are full, updates whose microbatches have new shapes every time keep
+    no more memory from one update to the next. With the libraries' default
+    of 1,024 kernels each, the same updates keep ~40 MB more every time, for
+    dozens of updates (a fresh process each: the caches read their size at
+    the first matmul)."""
+    def growth(**env):
+        run = subprocess.run([sys.executable, "-c", KERNEL_CACHE_GROWTH, tiny_model, str(ROOT)],
+                             env={**os.environ, **env}, capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr[-2000:]
+        return float(run.stdout.split()[-1])
+    bounded = growth()
+    default = growth(ONEDNN_PRIMITIVE_CACHE_CAPACITY="1024", LRU_CACHE_CAPACITY="1024")
+    assert bounded < 1 and default > 10, (bounded, default)
 
 
 def test_micro_batching_does_not_change_the_update(tiny_model):
