@@ -26,7 +26,7 @@ $(VENV)/.installed: requirements.txt requirements-cpu.txt
 	$(BIN)/pip uninstall -y torchvision torchaudio torchcodec
 	touch $@
 
-# `make test`: every test but the end-to-end training runs (~7 minutes on 2 cores);
+# `make test`: every test but the end-to-end training runs (~8 minutes on 2 cores);
 # `make test-slow`: those runs (~6 minutes). CI (.ci/run) runs both.
 test: install
 	$(BIN)/python -m pytest -m "not slow"
