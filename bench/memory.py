@@ -23,7 +23,6 @@ on from update to update.
 """
 import argparse
 import ctypes
-import os
 import random
 import sys
 import time

@@ -373,16 +373,13 @@ def test_token_log_probs_and_entropy_match_a_loop():
 
 
 KERNEL_CACHE_GROWTH = """
-import ctypes, gc, random, sys
-sys.path.insert(0, sys.argv[2])
+import gc, random, sys
+sys.path[:0] = [sys.argv[2], sys.argv[2] + "/bench"]   # the root first: bench/sandbox.py is not sandbox
 import ppo
-class MallInfo2(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_size_t) for n in "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
-libc = ctypes.CDLL("libc.so.6")
-libc.mallinfo2.restype = MallInfo2
+from memory import heap_gb                            # bench/memory.py: glibc's view of its heap
 learner = ppo.build(sys.argv[1], ppo.PPOConfig(minibatches=2, micro_tokens=2048, checkpointing=False))
 g, used = random.Random(0), []
-for update in range(12):
+for update in range(18):
     batch = []
     for _ in range(8):   # a new length and a new count of policy tokens in every microbatch
         prompt, answer = g.randint(50, 400), g.randint(20, 200)
@@ -390,8 +387,8 @@ for update in range(12):
                                   [0.0] * (prompt + answer - 1) + [1.0], [0.0] * prompt + [-2.0] * answer))
     ppo.update(learner, batch)
     gc.collect()
-    used.append(libc.mallinfo2().uordblks)
-print((used[-1] - used[7]) / 4 / 1e6)   # MB more in live blocks per update, once 128 kernels are cached
+    used.append(heap_gb()[1])
+print((used[-1] - used[9]) / 8 * 1e3)   # MB more in live blocks per update, once 128 kernels are cached (by ~8 updates)
 """
 
 
@@ -400,7 +397,7 @@ def test_updates_of_new_shapes_do_not_keep_memory(tiny_model):
     """ppo bounds oneDNN's and ideep's kernel caches (128 kernels each): once
     they are full, updates whose microbatches have new shapes every time keep
     no more memory from one update to the next. With the libraries' default
-    of 1,024 kernels each, the same updates keep ~40 MB more every time, for
+    of 1,024 kernels each, the same updates keep ~30 MB more every time, for
     dozens of updates (a fresh process each: the caches read their size at
     the first matmul)."""
     torchrun = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
